@@ -1,0 +1,5 @@
+//! hactl: a declarative high-availability cluster manager. One binary is the node agent and the CLI; this
+//! library holds everything the binary calls, so tests and tools use the same code.
+
+pub mod cli;
+pub mod manifest;
