@@ -1,0 +1,1 @@
+//! Manifest validation through the real binary.
