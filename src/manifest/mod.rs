@@ -99,6 +99,11 @@ fn load_file(
             diags.push(Diagnostic::error(file, Pos { line: 1, column: 1 }, "file-too-large", "", message));
             return false;
         }
+        source::Content::Unprintable(line, column, c) => {
+            let message = format!("control character U+{:04X} is not allowed in YAML; remove it", u32::from(c));
+            diags.push(Diagnostic::error(file, Pos { line, column }, "encoding", "", message));
+            return false;
+        }
         source::Content::NotUtf8(line, column) => {
             let message = "not UTF-8 text; manifests must be UTF-8 YAML";
             diags.push(Diagnostic::error(file, Pos { line, column }, "encoding", "", message));
