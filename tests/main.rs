@@ -5,3 +5,4 @@
 #![allow(clippy::disallowed_methods)]
 
 mod manifests;
+mod model;

@@ -14,7 +14,7 @@ pub mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Format, Severity};
-pub use model::DesiredState;
+pub use model::{DesiredState, Resource};
 pub use source::SourceError;
 
 use yaml::Pos;
