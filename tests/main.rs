@@ -6,3 +6,4 @@
 
 mod manifests;
 mod model;
+mod watch;

@@ -1,0 +1,6 @@
+//! The OS layer: everything that touches the kernel, the file system, processes or clocks lives here, so the
+//! protocol core and the reconciler stay pure and testable in virtual time (STYLE.md).
+
+pub mod keyfile;
+pub mod state;
+pub mod watch;
