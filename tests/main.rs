@@ -6,4 +6,5 @@
 
 mod manifests;
 mod model;
+mod plan;
 mod watch;

@@ -2,3 +2,4 @@
 //! The runtime that binds it to the OS arrives with the protocol core (issue 4).
 
 pub mod config;
+pub mod plan;
