@@ -2,5 +2,6 @@
 //! protocol core and the reconciler stay pure and testable in virtual time (STYLE.md).
 
 pub mod keyfile;
+pub mod sdnotify;
 pub mod state;
 pub mod watch;
