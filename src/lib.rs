@@ -2,6 +2,7 @@
 //! library holds everything the binary calls, so tests and tools use the same code.
 
 pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod manifest;
 pub mod sys;
