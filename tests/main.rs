@@ -2,4 +2,5 @@
 //! `hactl` binary or the library's public API.
 #![allow(clippy::unwrap_used)]
 
+mod drivers;
 mod manifests;
