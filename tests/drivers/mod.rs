@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod exec;
+mod nginx;
 mod ocf;
 mod probes;
 mod run;
