@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use hactl::manifest::model::Driver;
 use hactl::sys::service::supervise::group_alive;
-use hactl::sys::service::{Action, DriverContext, DriverError, Outcome, run};
+use hactl::sys::service::{Action, DriverContext, DriverError, Outcome, ProcessExit, Supervisor, run};
 use tokio::sync::mpsc;
 
 use super::support::{Reaper, alive, eventually, read_pid, service};
@@ -94,4 +94,58 @@ async fn an_exit_is_reported_at_once_and_the_service_can_start_again() {
     assert_eq!(run(Action::Stop, &svc, &ctx).await, Outcome::Stopped);
     // A stop is not an unexpected exit: nothing more is reported.
     assert!(exits.try_recv().is_err());
+}
+
+fn recording(dir: &std::path::Path, exits: Option<mpsc::UnboundedSender<ProcessExit>>) -> DriverContext {
+    DriverContext { supervisor: Supervisor::new(exits).with_records(dir.to_path_buf()), ..DriverContext::default() }
+}
+
+#[tokio::test]
+async fn a_restarted_agent_adopts_its_running_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = supervised("adoptee", "sleep 304");
+    let mut reaper = Reaper::default();
+    let before = recording(dir.path(), None);
+    assert_eq!(run(Action::Start, &svc, &before).await, Outcome::Running);
+    let pgid = before.supervisor.pgid(&svc.name).unwrap();
+    reaper.group(Some(pgid));
+
+    // A new supervisor over the same records: what the agent has after a restart or a re-exec.
+    let after = recording(dir.path(), None);
+    assert_eq!(after.supervisor.recorded(), vec![svc.name.clone()]);
+    assert_eq!(run(Action::Status, &svc, &after).await, Outcome::Running);
+    assert_eq!(run(Action::Start, &svc, &after).await, Outcome::Running);
+    assert_eq!(after.supervisor.pgid(&svc.name), Some(pgid), "a second copy was started");
+    assert_eq!(run(Action::Stop, &svc, &after).await, Outcome::Stopped);
+    assert!(!group_alive(pgid));
+    assert!(after.supervisor.recorded().is_empty(), "the record outlived the stop");
+}
+
+#[tokio::test]
+async fn an_adopted_process_that_exits_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = supervised("shortlived", "sleep 0.3");
+    let mut reaper = Reaper::default();
+    let before = recording(dir.path(), None);
+    assert_eq!(run(Action::Start, &svc, &before).await, Outcome::Running);
+    reaper.group(before.supervisor.pgid(&svc.name));
+    let (tx, mut exits) = mpsc::unbounded_channel();
+    let after = recording(dir.path(), Some(tx));
+    assert_eq!(run(Action::Status, &svc, &after).await, Outcome::Running);
+    let exit = tokio::time::timeout(Duration::from_secs(3), exits.recv()).await.unwrap().unwrap();
+    assert_eq!(exit.service, svc.name);
+    assert!(matches!(run(Action::Status, &svc, &after).await, Outcome::Failed(DriverError::Exited { .. })));
+    assert_eq!(run(Action::Stop, &svc, &after).await, Outcome::Stopped);
+}
+
+#[tokio::test]
+async fn a_record_whose_pid_was_reused_is_never_signalled() {
+    let dir = tempfile::tempdir().unwrap();
+    // This test's own pid with a start time that is not its own: the pid "was reused" by this process.
+    std::fs::write(dir.path().join("ghost.pid"), format!("{} 1\n", std::process::id())).unwrap();
+    let ctx = recording(dir.path(), None);
+    let svc = supervised("ghost", "sleep 305");
+    assert_eq!(run(Action::Status, &svc, &ctx).await, Outcome::Stopped);
+    assert_eq!(run(Action::Stop, &svc, &ctx).await, Outcome::Stopped);
+    assert!(ctx.supervisor.recorded().is_empty(), "a stale record is forgotten");
 }

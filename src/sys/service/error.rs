@@ -71,6 +71,15 @@ pub enum DriverError {
         /// The OS error.
         message: String,
     },
+    /// A supervised process could not be recorded in the records directory; it was stopped again, since a
+    /// restarted agent would not know it and could start a second copy.
+    #[error("could not record the supervised process in {dir}: {message}; it was stopped")]
+    Record {
+        /// The records directory.
+        dir: String,
+        /// The OS error.
+        message: String,
+    },
     /// The HTTP probe did not get the expected status.
     #[error("http probe {url}: {problem}")]
     Http {

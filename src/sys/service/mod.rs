@@ -11,6 +11,7 @@ mod command;
 mod error;
 pub mod failures;
 pub mod probe;
+mod records;
 mod scripts;
 pub mod supervise;
 
