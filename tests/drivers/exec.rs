@@ -90,3 +90,24 @@ async fn a_missing_program_is_a_spawn_failure() {
         other => panic!("expected a spawn failure, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn dropping_an_action_kills_its_command_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shell_pid, child_pid) = (dir.path().join("shell.pid"), dir.path().join("child.pid"));
+    let mut reaper = Reaper::default();
+    reaper.pid_file(&shell_pid);
+    reaper.pid_file(&child_pid);
+    let start = format!("echo $$ > {}; sleep 30 & echo $! > {}; wait", shell_pid.display(), child_pid.display());
+    let svc = service("abandoned", exec(&start, "true", "false"));
+    let ctx = DriverContext::default();
+    let action = run(Action::Start, &svc, &ctx);
+    let wrote_pids = || read_pid(&shell_pid).is_some() && read_pid(&child_pid).is_some();
+    // The agent gives up on the action (its future is dropped) while the command still runs.
+    let abandoned = tokio::time::timeout(Duration::from_millis(500), action).await;
+    assert!(abandoned.is_err(), "the action finished on its own: {abandoned:?}");
+    assert!(wrote_pids(), "the command did not get to write its pids in 500 ms");
+    let (shell, child) = (read_pid(&shell_pid).unwrap(), read_pid(&child_pid).unwrap());
+    let gone = eventually(Duration::from_secs(2), || !alive(shell) && !alive(child)).await;
+    assert!(gone, "dropping the action left its command running");
+}

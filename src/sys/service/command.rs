@@ -102,6 +102,9 @@ pub(crate) async fn run(inv: &Invocation) -> Result<Ran, DriverError> {
     let program = inv.program.display().to_string();
     let mut child =
         command.spawn().map_err(|e| DriverError::Spawn { program: program.clone(), message: e.to_string() })?;
+    // If this future is dropped before the command ends (the agent gave up on the action), the whole group
+    // goes, not only the direct child that `kill_on_drop` covers.
+    let mut guard = GroupGuard(child.id());
     let stdout = Tail::drain(child.stdout.take());
     let stderr = Tail::drain(child.stderr.take());
     let ended = match tokio::time::timeout(inv.limit, child.wait()).await {
@@ -114,7 +117,19 @@ pub(crate) async fn run(inv: &Invocation) -> Result<Ran, DriverError> {
             Ended::TimedOut
         }
     };
+    // The command ended: what is left in its group (a daemon that a start command put in the background) is
+    // the service itself and must live on.
+    guard.0 = None;
     Ok(Ran { ended, stdout: stdout.finish().await, stderr: stderr.finish().await })
+}
+
+/// Kills the command's process group when dropped while still armed.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 fn ended(status: ExitStatus) -> Ended {

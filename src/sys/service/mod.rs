@@ -87,6 +87,18 @@ impl Outcome {
     }
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Running => f.write_str("running"),
+            Outcome::Stopped => f.write_str("stopped"),
+            Outcome::Killed { limit } => write!(f, "killed with SIGKILL after the stop timeout of {limit:?}"),
+            Outcome::Failed(e) => write!(f, "failed: {e}"),
+            Outcome::TimedOut { limit } => write!(f, "timed out after {limit:?}"),
+        }
+    }
+}
+
 /// What the drivers need from the agent: where OCF agents and systemctl are, and the supervised processes.
 /// Cheap to clone (the supervisor is shared), so each spawned action can own one.
 #[derive(Debug, Clone)]
