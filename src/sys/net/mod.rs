@@ -1,0 +1,139 @@
+//! The kernel-networking layer of the node agent: floating addresses through rtnetlink, their kernel lifetime
+//! (DESIGN.md §4.6), address and link events, and announcements on the wire (gratuitous ARP, unsolicited neighbour
+//! advertisements, the RFC 5227 probe; DESIGN.md §4.11). The schedule of announcements belongs to the core; this
+//! layer only provides the primitives and reports every result as a value.
+//!
+//! # Secondary addresses and `promote_secondaries`
+//! When an IPv4 address is deleted and it is the *primary* address of its subnet on that interface, the kernel also
+//! deletes every *secondary* address of the same subnet, unless `net.ipv4.conf.IFACE.promote_secondaries` is 1.
+//! A floating address is the primary when it is the first address of its subnet on the interface, so releasing it
+//! could silently take other addresses (another group's floating address, or an administrator's address) with it.
+//! [`Netlink::add`] therefore sets `promote_secondaries=1` on the interface (through `/proc/sys` of the calling
+//! thread's network namespace) before adding an IPv4 address; a failure to set it is an error and nothing is added.
+//! The setting stays after the agent exits; it only changes what happens when a primary address is deleted (a
+//! secondary is promoted instead of being dropped), which is what an administrator expects.
+//!
+//! # Lifetimes and the renewal path
+//! Every floating address carries `valid_lft = preferred_lft = ceil(time left on the lease)` in whole seconds, so a
+//! killed or hung agent loses it by itself. [`Netlink::renew`] reads the lease clock just before the netlink request
+//! and again when the acknowledgement arrives; an acknowledgement after the deadline deletes the address at once.
+//! Each [`Netlink`] owns its own netlink socket and connection task, so the agent keeps one `Netlink` for renewals
+//! alone and that path never waits behind dumps or other requests.
+
+mod addr;
+mod arp;
+mod events;
+mod lifetime;
+mod link;
+mod ndp;
+mod raw;
+
+use std::io;
+
+pub use addr::{AckInfo, Address, FloatingAddr, Netlink, Removed, Renewal};
+pub use arp::{ProbeResult, format_mac};
+pub use events::{NetEvent, NetEvents};
+pub use lifetime::Lifetime;
+pub use link::Link;
+
+use crate::sys::clock::LeaseTime;
+
+/// Errors of the kernel-networking layer; each says what failed and whether anything was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The named interface does not exist (in this network namespace).
+    #[error("interface {0:?} does not exist; nothing was changed")]
+    NoSuchInterface(String),
+    /// The interface has no 6-byte Ethernet address, so ARP/NDP announcements cannot be built.
+    #[error("interface {0:?} has no Ethernet hardware address; nothing was sent")]
+    NoHardwareAddress(String),
+    /// The netlink socket could not be opened or bound.
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(#[source] io::Error),
+    /// A netlink request was refused or failed.
+    #[error("netlink {op} {what} failed: {source}; nothing was changed by this request")]
+    Netlink {
+        /// The operation (`add address`, `delete address`, …).
+        op: &'static str,
+        /// What it was about (`192.0.2.10/24 on eth0`).
+        what: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A sysctl under /proc/sys could not be written.
+    #[error("cannot set {path}: {source}; the address was not added")]
+    Sysctl {
+        /// The /proc/sys path.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The lease ran out during a renewal and deleting the address failed: it may still be configured.
+    #[error("lease deadline passed but deleting {what} failed: {source}; the address may STILL be configured")]
+    FenceFailed {
+        /// The address.
+        what: String,
+        /// Why the delete failed.
+        #[source]
+        source: Box<NetError>,
+    },
+    /// A raw (AF_PACKET or ICMPv6) socket operation failed.
+    #[error("raw socket on {ifname}: {op} failed: {source}")]
+    Raw {
+        /// The interface.
+        ifname: String,
+        /// The operation (`open`, `bind`, `send`, `receive`).
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The operation does not apply to this address family.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+impl NetError {
+    /// The negative errno of a netlink refusal, if this is one (`-libc::ENODEV`, …).
+    pub fn netlink_errno(&self) -> Option<i32> {
+        match self {
+            NetError::Netlink { source: rtnetlink::Error::NetlinkError(msg), .. } => Some(msg.raw_code()),
+            _ => None,
+        }
+    }
+}
+
+/// Sends one announcement for `ip` on `ifname`: a gratuitous ARP (RFC 5227 §2.3 ARP announcement) for IPv4, an
+/// unsolicited neighbour advertisement with the override flag (RFC 4861 §7.2.6) for IPv6. Peers that already have a
+/// neighbour entry for `ip` switch it to this interface's MAC.
+pub async fn announce(nl: &Netlink, ifname: &str, ip: std::net::IpAddr) -> Result<(), NetError> {
+    let link = nl.link(ifname).await?;
+    let mac = link.mac.ok_or_else(|| NetError::NoHardwareAddress(ifname.to_string()))?;
+    match ip {
+        std::net::IpAddr::V4(v4) => arp::announce(&link.name, link.index, mac, v4),
+        std::net::IpAddr::V6(v6) => ndp::announce(&link.name, link.index, mac, v6),
+    }
+}
+
+/// Probes whether another host already answers for `ip` on `ifname` (RFC 5227 §2.1.1 ARP probe, one probe, waiting
+/// at most `wait`). IPv4 only: IPv6 addresses are added with `nodad`, and the lease, not DAD, decides ownership.
+pub async fn probe(
+    nl: &Netlink,
+    ifname: &str,
+    ip: std::net::IpAddr,
+    wait: std::time::Duration,
+) -> Result<ProbeResult, NetError> {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return Err(NetError::Unsupported("the ARP probe is IPv4 only; IPv6 floating addresses use nodad"));
+    };
+    let link = nl.link(ifname).await?;
+    let mac = link.mac.ok_or_else(|| NetError::NoHardwareAddress(ifname.to_string()))?;
+    arp::probe(&link.name, link.index, mac, v4, wait).await
+}
+
+/// The lease time left until `deadline` as read from `clock`, for callers that only need the kernel lifetime.
+pub fn lifetime_until(clock: &impl LeaseTime, deadline: std::time::Duration) -> Option<Lifetime> {
+    Lifetime::until(deadline, clock.now())
+}
