@@ -193,6 +193,7 @@ fn events_report_external_delete_and_link_down() {
     let mut lab = Lab::start();
     let a = lab.add_node("a");
     let ns = a.clone();
+    let bridge = lab.bridge().clone();
     a.block_on(move || async move {
         let mut events = NetEvents::subscribe().unwrap();
         let nl = Netlink::connect().unwrap();
@@ -209,7 +210,19 @@ fn events_report_external_delete_and_link_down() {
         assert!(removed.await.is_some(), "no event for `ip addr del`");
         eprintln!("address removal event within {:.3} ms of `ip addr del` returning", ms(LeaseClock::read() - t0));
 
-        // The link goes down.
+        // The cable is cut (the bridge's end of the veth goes down): the node's link loses carrier, stays up.
+        bridge.ip(&["link", "set", "va", "down"]);
+        let cut = next_matching(
+            &mut events,
+            |e| matches!(e, NetEvent::LinkChanged(l) if l.name == "eth0" && l.up && !l.carrier),
+        );
+        assert!(cut.await.is_some(), "no event for the loss of carrier");
+        bridge.ip(&["link", "set", "va", "up"]);
+        let back =
+            next_matching(&mut events, |e| matches!(e, NetEvent::LinkChanged(l) if l.name == "eth0" && l.carrier));
+        assert!(back.await.is_some(), "no event for the carrier coming back");
+
+        // The link is set down by hand.
         ns.ip(&["link", "set", "eth0", "down"]);
         let down = next_matching(&mut events, |e| matches!(e, NetEvent::LinkChanged(l) if l.name == "eth0" && !l.up));
         assert!(down.await.is_some(), "no event for the link going down");
@@ -320,4 +333,29 @@ fn arp_probe_detects_another_holder() {
     assert_eq!(free, ProbeResult::Clear);
     // The probe of a free address waits its bound, and not much longer.
     assert!(elapsed >= Duration::from_millis(490) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+}
+
+#[test]
+fn lab_deletes_its_namespaces_even_when_the_test_panics() {
+    use std::os::unix::process::ExitStatusExt;
+    if !netns_available("lab_deletes_its_namespaces_even_when_the_test_panics") {
+        return;
+    }
+    let left = std::sync::Mutex::new(None);
+    let outcome = std::panic::catch_unwind(|| {
+        let mut lab = Lab::start();
+        let a = lab.add_node("a");
+        // A process left running inside the namespace is stopped too.
+        let sleeper = a.cmd("sleep").arg("30").spawn().unwrap();
+        *left.lock().unwrap() = Some((lab.bridge().name.clone(), a.name.clone(), sleeper));
+        panic!("test body fails");
+    });
+    assert!(outcome.is_err());
+    let (bridge, node, mut sleeper) = left.into_inner().unwrap().expect("lab was built");
+    let listed = crate::support::netns::run(std::process::Command::new("ip").args(["netns", "list"])).stdout;
+    let listed = String::from_utf8_lossy(&listed);
+    for ns in [bridge, node] {
+        assert!(!listed.split_whitespace().any(|n| n == ns), "{ns} left behind: {listed}");
+    }
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGKILL), "the sleeper was killed by the lab");
 }

@@ -19,6 +19,12 @@
 //! and again when the acknowledgement arrives; an acknowledgement after the deadline deletes the address at once.
 //! Each [`Netlink`] owns its own netlink socket and connection task, so the agent keeps one `Netlink` for renewals
 //! alone and that path never waits behind dumps or other requests.
+//!
+//! # Links going down
+//! A link that loses carrier keeps its addresses, but the address is no longer *held* (DESIGN.md §4.1): the event
+//! stream reports [`NetEvent::LinkChanged`] with `carrier: false`. A link set administratively down keeps its IPv4
+//! addresses but the kernel flushes IPv6 addresses that have a lifetime (all floating ones), which the stream
+//! reports as [`NetEvent::AddressRemoved`]; the core re-adds them when the link comes back.
 
 mod addr;
 mod arp;
@@ -35,8 +41,6 @@ pub use arp::{ProbeResult, format_mac};
 pub use events::{NetEvent, NetEvents};
 pub use lifetime::Lifetime;
 pub use link::Link;
-
-use crate::sys::clock::LeaseTime;
 
 /// Errors of the kernel-networking layer; each says what failed and whether anything was changed.
 #[derive(Debug, thiserror::Error)]
@@ -131,9 +135,4 @@ pub async fn probe(
     let link = nl.link(ifname).await?;
     let mac = link.mac.ok_or_else(|| NetError::NoHardwareAddress(ifname.to_string()))?;
     arp::probe(&link.name, link.index, mac, v4, wait).await
-}
-
-/// The lease time left until `deadline` as read from `clock`, for callers that only need the kernel lifetime.
-pub fn lifetime_until(clock: &impl LeaseTime, deadline: std::time::Duration) -> Option<Lifetime> {
-    Lifetime::until(deadline, clock.now())
 }
