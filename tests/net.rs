@@ -359,3 +359,27 @@ fn lab_deletes_its_namespaces_even_when_the_test_panics() {
     }
     assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGKILL), "the sleeper was killed by the lab");
 }
+
+#[test]
+fn ipv6_probe_detects_another_holder() {
+    if !netns_available("ipv6_probe_detects_another_holder") {
+        return;
+    }
+    let mut lab = Lab::start();
+    let a = lab.add_node("a");
+    let b = lab.add_node("b");
+    b.ip(&["addr", "add", "2001:db8:2::50/64", "dev", "eth0", "nodad"]);
+    let b_mac = b.mac("eth0");
+    let (held, free) = a.block_on(|| async {
+        let nl = Netlink::connect().unwrap();
+        let wait = Duration::from_millis(500);
+        let held = net::probe(&nl, "eth0", "2001:db8:2::50".parse().unwrap(), wait).await.unwrap();
+        let free = net::probe(&nl, "eth0", "2001:db8:2::51".parse().unwrap(), wait).await.unwrap();
+        (held, free)
+    });
+    match held {
+        ProbeResult::Conflict { mac } => assert_eq!(net::format_mac(mac), b_mac),
+        ProbeResult::Clear => panic!("DAD probe missed the holder of 2001:db8:2::50"),
+    }
+    assert_eq!(free, ProbeResult::Clear);
+}

@@ -125,7 +125,7 @@ pub(crate) async fn probe(
     let listen = async {
         let mut buf = [0u8; 1500];
         for _ in 0..MAX_FRAMES {
-            let len = socket.recv(&mut buf).await?;
+            let (len, _source) = socket.recv(&mut buf).await?;
             let found = ArpPacket::decode(&buf[..len]).and_then(|p| conflict(&p, mac, ip));
             if let Some(other) = found {
                 return Ok(ProbeResult::Conflict { mac: other });

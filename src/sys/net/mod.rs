@@ -121,18 +121,20 @@ pub async fn announce(nl: &Netlink, ifname: &str, ip: std::net::IpAddr) -> Resul
     }
 }
 
-/// Probes whether another host already answers for `ip` on `ifname` (RFC 5227 §2.1.1 ARP probe, one probe, waiting
-/// at most `wait`). IPv4 only: IPv6 addresses are added with `nodad`, and the lease, not DAD, decides ownership.
+/// Probes whether another host already answers for `ip` on `ifname`, sending one probe and waiting at most `wait`:
+/// an RFC 5227 §2.1.1 ARP probe for IPv4, an RFC 4862 §5.4.2 duplicate-address probe for IPv6 (floating IPv6
+/// addresses are added with `nodad`, so this is their only check). A conflict is reported, not acted on: the lease
+/// decides ownership (DESIGN.md §4.11). With a zero `wait` the probe is sent and nothing is awaited.
 pub async fn probe(
     nl: &Netlink,
     ifname: &str,
     ip: std::net::IpAddr,
     wait: std::time::Duration,
 ) -> Result<ProbeResult, NetError> {
-    let std::net::IpAddr::V4(v4) = ip else {
-        return Err(NetError::Unsupported("the ARP probe is IPv4 only; IPv6 floating addresses use nodad"));
-    };
     let link = nl.link(ifname).await?;
     let mac = link.mac.ok_or_else(|| NetError::NoHardwareAddress(ifname.to_string()))?;
-    arp::probe(&link.name, link.index, mac, v4, wait).await
+    match ip {
+        std::net::IpAddr::V4(v4) => arp::probe(&link.name, link.index, mac, v4, wait).await,
+        std::net::IpAddr::V6(v6) => ndp::probe(&link.name, link.index, mac, v6, wait).await,
+    }
 }

@@ -1,8 +1,9 @@
 //! The one module of hactl that uses `unsafe` (STYLE.md): an AF_PACKET socket needs a `sockaddr_ll` to bind to an
 //! interface and to name the destination MAC, and socket2 builds only IP and Unix socket addresses safely. The
-//! unsafe lines only fill a zeroed `sockaddr_storage` as a `sockaddr_ll` and hand it to socket2, and register the
-//! socket with tokio's reactor (`AsyncFd::register` is unsafe since tokio 1.54 because it cannot check that the
-//! descriptor stays open); everything else (opening, sending, receiving) goes through socket2's safe API.
+//! unsafe lines only: fill a zeroed `sockaddr_storage` as a `sockaddr_ll` and hand it to socket2; read the
+//! `sockaddr_ll` the kernel returns with a frame; lend a `[u8]` buffer to `recvfrom` as `[MaybeUninit<u8>]`; and
+//! register the socket with tokio's reactor (`AsyncFd::register` is unsafe since tokio 1.54 because it cannot check
+//! that the descriptor stays open). Everything else goes through socket2's safe API.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -45,16 +46,39 @@ impl PacketSocket {
         }
     }
 
-    /// Waits for the next frame and copies its payload into `buf`; returns its length.
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Waits for the next frame that this host received (frames it sent itself are skipped) and copies its payload
+    /// into `buf`; returns the payload's length and the sender's MAC address.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, Option<[u8; 6]>)> {
         loop {
             let mut ready = self.socket.readable().await?;
-            match ready.try_io(|fd| io::Read::read(&mut fd.get_ref(), buf)) {
-                Ok(result) => return result,
+            match ready.try_io(|fd| recv_from(fd.get_ref(), buf)) {
+                Ok(Ok(Some(frame))) => return Ok(frame),
+                Ok(Ok(None)) => continue,
+                Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }
         }
     }
+}
+
+/// One `recvfrom`: the payload length and source MAC, or `None` for a frame this host sent (`PACKET_OUTGOING`).
+fn recv_from(socket: &Socket, buf: &mut [u8]) -> io::Result<Option<(usize, Option<[u8; 6]>)>> {
+    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and `recv_from` only writes initialised bytes
+    // into the buffer, so the `[u8]` stays initialised.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    let (len, addr) = socket.recv_from(uninit)?;
+    if addr.family() != libc::AF_PACKET as libc::sa_family_t {
+        return Ok(Some((len, None)));
+    }
+    let mut storage = addr.as_storage();
+    // SAFETY: the kernel filled the storage with a `sockaddr_ll` (its family is AF_PACKET, checked above), one of the
+    // platform's `sockaddr_*` types as `view_as` requires.
+    let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+    if ll.sll_pkttype == libc::PACKET_OUTGOING {
+        return Ok(None);
+    }
+    let mac = (ll.sll_halen == 6).then(|| std::array::from_fn(|i| ll.sll_addr[i]));
+    Ok(Some((len, mac)))
 }
 
 /// Builds the `sockaddr_ll` for interface `ifindex`, EtherType `ethertype` and, when sending, destination `mac`.
