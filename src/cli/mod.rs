@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each parsing its arguments and calling the library.
 
+mod keygen;
 mod schema;
 mod validate;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Write the JSON Schema of the manifests (for editors and outside validators).
     Schema(schema::Args),
+    /// Write a new random cluster key (mode 0600) for the Cluster's authKeyFile.
+    Keygen(keygen::Args),
 }
 
 /// Runs a parsed command line; `Err` is an I/O or usage problem (exit 2).
@@ -37,5 +40,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Keygen(args) => keygen::run(args),
     }
 }

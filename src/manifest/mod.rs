@@ -14,7 +14,7 @@ pub mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Format, Severity};
-pub use model::DesiredState;
+pub use model::{DesiredState, Resource};
 pub use source::SourceError;
 
 use yaml::Pos;
@@ -97,6 +97,11 @@ fn load_file(
                 source::MAX_FILE_BYTES
             );
             diags.push(Diagnostic::error(file, Pos { line: 1, column: 1 }, "file-too-large", "", message));
+            return false;
+        }
+        source::Content::Unprintable(line, column, c) => {
+            let message = format!("control character U+{:04X} is not allowed in YAML; remove it", u32::from(c));
+            diags.push(Diagnostic::error(file, Pos { line, column }, "encoding", "", message));
             return false;
         }
         source::Content::NotUtf8(line, column) => {

@@ -85,6 +85,29 @@ pub enum Content {
     TooLarge(u64),
     /// Not UTF-8: the 1-based line and column of the first bad byte.
     NotUtf8(u32, u32),
+    /// A character YAML does not allow (C0/C1 controls other than tab and line breaks): line, column, character.
+    Unprintable(u32, u32, char),
+}
+
+/// YAML 1.2 §5.1: a stream holds only printable characters (tab, LF, CR, 0x20–0x7E, NEL, 0xA0 and above
+/// except surrogates and U+FFFE/U+FFFF, which Rust strings cannot hold or which we reject here).
+fn first_unprintable(text: &str) -> Option<(u32, u32, char)> {
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}') || (c >= '\u{a0}' && c != '\u{fffe}' && c != '\u{ffff}')
+    };
+    let (mut line, mut column) = (1u32, 1u32);
+    for c in text.chars() {
+        if !printable(c) {
+            return Some((line, column, c));
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    None
 }
 
 /// Reads one file within the size cap.
@@ -104,7 +127,13 @@ pub fn decode(bytes: Vec<u8>) -> Content {
         return Content::TooLarge(bytes.len() as u64);
     }
     match String::from_utf8(bytes) {
-        Ok(text) => Content::Text(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text)),
+        Ok(text) => {
+            let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+            match first_unprintable(&text) {
+                Some((line, column, c)) => Content::Unprintable(line, column, c),
+                None => Content::Text(text),
+            }
+        }
         Err(e) => {
             let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = good.iter().filter(|b| **b == b'\n').count() + 1;

@@ -1,5 +1,9 @@
-//! The OS layer (STYLE.md "a pure core, a thin shell"): everything that touches the kernel lives here — the lease
-//! clock, netlink, raw ARP/NDP sockets. The core never calls into the OS except through values handed to this layer.
+//! The OS layer: everything that touches the kernel, the file system, processes or clocks lives here, so the
+//! protocol core and the reconciler stay pure and testable in virtual time (STYLE.md).
 
 pub mod clock;
+pub mod keyfile;
 pub mod net;
+pub mod sdnotify;
+pub mod state;
+pub mod watch;

@@ -51,7 +51,8 @@ pub(super) fn groups(
         };
         out.insert(doc.name.value.clone(), group);
     }
-    for (name, doc) in &ix.resources {
+    for doc in ix.resources.values() {
+        let name = &doc.name.value;
         if !owner.contains_key(name) {
             let message = format!(
                 "{} \"{name}\" is in no group, so nothing would run it; add it to a Group's spec.members",
@@ -188,7 +189,7 @@ fn warn_never_fails_back(
     stickiness: i64,
     report: &mut Report,
 ) {
-    let members = ix.nodes.iter().filter(
+    let members = ix.nodes.values().map(|d| (&d.name.value, *d)).filter(
         |(_, d)| matches!(&d.spec, Some(Spec::Node(n)) if n.role.as_ref().is_none_or(|r| r.value == NodeRole::Member)),
     );
     let scores: Vec<(&Name, i64)> = members.map(|(name, _)| (name, prefer.get(name).copied().unwrap_or(0))).collect();

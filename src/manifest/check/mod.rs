@@ -16,7 +16,7 @@ use super::diag::Diagnostic;
 use super::model::DesiredState;
 use super::raw::{ClusterSpec, FloatingIpSpec, GroupSpec, Metadata, NodeSpec, ServiceSpec};
 use super::values::{Dur, Name};
-use super::yaml::{Node, Pos};
+use super::yaml::{Node, Pos, Value};
 
 /// The only API version there is; a future v2 will be converted, never guessed.
 pub const API_VERSION: &str = "hactl/v1";
@@ -114,7 +114,25 @@ pub fn decode_document(root: &Node, file: &Path, diags: &mut Vec<Diagnostic>) ->
     };
     fields.finish(&mut cx, &["apiVersion", "kind", "metadata", "spec"]);
     api.filter(|a| a.value == API_VERSION)?;
-    Some(RawDoc { file: file.to_path_buf(), name: metadata?.name, kind: known_kind?, spec })
+    // An invalid name (reported above) still names the document for references, so that a group listing it
+    // is not also told the member is unknown; the set is invalid anyway.
+    let name = metadata.map(|m| m.name).or_else(|| unchecked_name(root))?;
+    Some(RawDoc { file: file.to_path_buf(), name, kind: known_kind?, spec })
+}
+
+fn unchecked_name(root: &Node) -> Option<At<Name>> {
+    let entry = |node: &Node, key: &str| match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))
+            .map(|(_, v)| v.clone()),
+        _ => None,
+    };
+    let name = entry(&entry(root, "metadata")?, "name")?;
+    match name.value {
+        Value::Scalar { text, .. } => Some(At { value: Name(text), pos: name.pos, path: "metadata.name".into() }),
+        _ => None,
+    }
 }
 
 fn decode_spec(kind: &str, node: &Node, cx: &mut Cx) -> Option<Spec> {
@@ -201,14 +219,51 @@ impl Report<'_> {
 /// The documents of a set sorted by kind, with names checked for uniqueness.
 pub(super) struct Index<'d> {
     clusters: Vec<&'d RawDoc>,
-    nodes: BTreeMap<Name, &'d RawDoc>,
-    resources: BTreeMap<Name, &'d RawDoc>,
-    groups: BTreeMap<Name, &'d RawDoc>,
+    nodes: Table<'d>,
+    resources: Table<'d>,
+    groups: Table<'d>,
+}
+
+/// Documents of one namespace: looked up by name, iterated in reading order (files sorted, then documents),
+/// so that of two conflicting documents the later one is the one reported.
+#[derive(Default)]
+pub(super) struct Table<'d> {
+    by_name: BTreeMap<Name, &'d RawDoc>,
+    in_order: Vec<&'d RawDoc>,
+}
+
+impl<'d> Table<'d> {
+    fn get(&self, name: &Name) -> Option<&&'d RawDoc> {
+        self.by_name.get(name)
+    }
+
+    fn contains_key(&self, name: &Name) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Names, sorted (for listings in messages).
+    fn keys(&self) -> impl Iterator<Item = &Name> {
+        self.by_name.keys()
+    }
+
+    /// Documents in reading order.
+    fn values(&self) -> impl Iterator<Item = &&'d RawDoc> {
+        self.in_order.iter()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.in_order.is_empty()
+    }
+
+    fn insert(&mut self, doc: &'d RawDoc) {
+        self.by_name.insert(doc.name.value.clone(), doc);
+        self.in_order.push(doc);
+    }
 }
 
 fn index<'d>(docs: &'d [RawDoc], report: &mut Report) -> Index<'d> {
     let mut ix =
-        Index { clusters: Vec::new(), nodes: BTreeMap::new(), resources: BTreeMap::new(), groups: BTreeMap::new() };
+        Index { clusters: Vec::new(), nodes: Table::default(), resources: Table::default(), groups: Table::default() };
     for doc in docs {
         let table = match doc.namespace() {
             "Cluster" => {
@@ -230,9 +285,7 @@ fn index<'d>(docs: &'d [RawDoc], report: &mut Report) -> Index<'d> {
                 );
                 report.error(doc, &doc.name, "duplicate-name", message);
             }
-            None => {
-                table.insert(doc.name.value.clone(), doc);
-            }
+            None => table.insert(doc),
         }
     }
     ix

@@ -172,6 +172,9 @@ fn service(doc: &RawDoc, spec: &ServiceSpec, report: &mut Report) -> Option<Serv
     .into_iter()
     .flatten()
     .collect();
+    // Report the driver written later as the extra one.
+    let mut given = given;
+    given.sort_by_key(|(_, pos, _)| *pos);
     let driver = match given.as_slice() {
         [] => {
             report.error_doc(

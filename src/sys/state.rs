@@ -1,0 +1,170 @@
+//! The agent's persistent state directory (`--state-dir`, default /var/lib/hactl): the node's UUID, its
+//! incarnation, and whatever records the protocol asks to persist (ballots, adoption records).
+//!
+//! Every write is atomic and durable — temp file, fsync, rename, fsync of the directory — because a ballot
+//! or incarnation that is lost in a crash could be reused, which DESIGN.md §4.2 forbids: if a write cannot be
+//! made durable, the caller must not send the datagram that depends on it (the agent refuses to start).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use uuid::Uuid;
+
+const UUID_FILE: &str = "node-uuid";
+const INCARNATION_FILE: &str = "incarnation";
+
+/// Why the state directory cannot be used; nothing was sent that depends on the failed write.
+#[derive(Debug, Error)]
+pub enum StateError {
+    /// An I/O operation failed.
+    #[error("state directory {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file holds something we did not write.
+    #[error("state file {path} is corrupt ({what}); move it away only if you know this node holds no lease")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What was expected.
+        what: &'static str,
+    },
+}
+
+/// An opened state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating, mode 0700) the directory.
+    pub fn open(path: &Path) -> Result<StateDir, StateError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|source| StateError::Io { path: path.to_path_buf(), source })?;
+        Ok(StateDir { path: path.to_path_buf() })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads a record, `None` if it was never written.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.path.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io { path, source }),
+        }
+    }
+
+    /// Replaces a record durably: after `Ok`, a crash or power loss leaves the new content.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StateError::Io { path: p, source }
+        };
+        let mut file =
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+        file.write_all(bytes).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        // The rename is durable only once the directory entry is.
+        File::open(&self.path).and_then(|d| d.sync_all()).map_err(io(&self.path))
+    }
+
+    /// The node's UUID, created at first start. Names are for people; the UUID is what ballots carry, so a
+    /// node re-installed under the same name is a new voter, not the old one with a lost memory.
+    pub fn node_uuid(&self) -> Result<Uuid, StateError> {
+        if let Some(bytes) = self.read(UUID_FILE)? {
+            let text = String::from_utf8_lossy(&bytes);
+            return Uuid::parse_str(text.trim())
+                .map_err(|_| StateError::Corrupt { path: self.path.join(UUID_FILE), what: "expected a UUID" });
+        }
+        let uuid = Uuid::new_v4();
+        self.write(UUID_FILE, format!("{uuid}\n").as_bytes())?;
+        Ok(uuid)
+    }
+
+    /// Starts a new incarnation: max(persisted + 1, wall-clock seconds), persisted before it is returned, so
+    /// no two runs of this node ever share one even if the disk was restored from a backup (the wall clock
+    /// moves on) or the clock was set back (the persisted value moves on).
+    pub fn next_incarnation(&self, wall_clock_secs: u64) -> Result<u64, StateError> {
+        let previous = match self.read(INCARNATION_FILE)? {
+            None => 0,
+            Some(bytes) => String::from_utf8_lossy(&bytes).trim().parse::<u64>().map_err(|_| StateError::Corrupt {
+                path: self.path.join(INCARNATION_FILE),
+                what: "expected an integer",
+            })?,
+        };
+        let next = previous.saturating_add(1).max(wall_clock_secs);
+        self.write(INCARNATION_FILE, format!("{next}\n").as_bytes())?;
+        Ok(next)
+    }
+}
+
+/// The kernel's boot id: an adoption record is valid only within the boot that wrote it (DESIGN.md §4.7),
+/// since the lease clock restarts with the kernel.
+pub fn boot_id() -> Result<String, StateError> {
+    let path = Path::new("/proc/sys/kernel/random/boot_id");
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|source| StateError::Io { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_is_created_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(&dir.path().join("s")).expect("open");
+        let first = state.node_uuid().expect("uuid");
+        assert_eq!(StateDir::open(state.path()).expect("reopen").node_uuid().expect("uuid"), first);
+    }
+
+    #[test]
+    fn incarnation_never_repeats_even_when_the_clock_goes_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(dir.path()).expect("open");
+        assert_eq!(state.next_incarnation(1_000).expect("inc"), 1_000);
+        assert_eq!(state.next_incarnation(1_000).expect("inc"), 1_001);
+        assert_eq!(state.next_incarnation(5).expect("clock set back"), 1_002);
+        assert_eq!(state.next_incarnation(2_000).expect("inc"), 2_000);
+    }
+
+    #[test]
+    fn corrupt_files_are_refused_not_reset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(dir.path()).expect("open");
+        state.write(INCARNATION_FILE, b"garbage").expect("write");
+        assert!(matches!(state.next_incarnation(1), Err(StateError::Corrupt { .. })));
+        state.write(UUID_FILE, b"not-a-uuid").expect("write");
+        assert!(matches!(state.node_uuid(), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn unwritable_directory_is_an_error() {
+        let err = StateDir::open(Path::new("/proc/hactl-cannot-exist")).expect_err("cannot create under /proc");
+        assert!(err.to_string().contains("/proc/hactl-cannot-exist"), "{err}");
+    }
+
+    #[test]
+    fn boot_id_is_readable() {
+        assert_eq!(boot_id().expect("boot id").len(), 36);
+    }
+}
