@@ -85,10 +85,12 @@ fn missing_interface_is_an_error_value() {
         assert_eq!(nl.remove(&gone).await.unwrap(), Removed::Absent);
         let ip: IpAddr = "192.0.2.10".parse().unwrap();
         assert!(matches!(net::announce(&nl, "nope0", ip).await, Err(NetError::NoSuchInterface(_))));
-        // The link itself is found, with the MAC the lab gave it.
+        // The link itself is found, with the MAC the lab gave it, and by its index too.
         let link = nl.link("eth0").await.unwrap();
         assert_eq!(link.mac, Some([0x02, 0x48, 0x58, 0, 0, 1]));
-        assert!(link.up);
+        assert!(link.up && link.carrier);
+        assert_eq!(nl.link_by_index(link.index).await.unwrap(), link);
+        assert!(matches!(nl.link_by_index(999_999).await, Err(NetError::NoSuchInterface(_))));
     });
 }
 
@@ -130,6 +132,15 @@ fn renewal_sets_lifetime_and_a_late_ack_fences() {
         let mut rtt: Vec<Duration> = acks.iter().map(|a| a.acked_at - a.sent_at).collect();
         rtt.sort();
         eprintln!("renew: send→ack median {:.3} ms, max {:.3} ms (50 renewals)", ms(rtt[25]), ms(rtt[49]));
+
+        // IPv6 takes the same path (the kernel's modify path differs from IPv4's).
+        let v6 = floating("2001:db8:7::7/64", None);
+        nl.add(&v6, Lifetime::Seconds(3)).await.unwrap();
+        let renewed = nl.renew(&v6, deadline, &LeaseClock).await.unwrap();
+        assert!(matches!(renewed, Renewal::Renewed(a) if a.lifetime == Lifetime::Seconds(30)), "{renewed:?}");
+        let got = nl.addresses("eth0").await.unwrap();
+        let ours = got.iter().find(|d| d.address == v6.address).expect("IPv6 still there");
+        assert!(matches!(ours.valid, Lifetime::Seconds(s) if (28..=30).contains(&s)) && ours.nodad, "{ours:?}");
 
         // The acknowledgement comes back after the deadline: the address is deleted at once.
         let base = Duration::from_secs(1000);
@@ -211,7 +222,7 @@ fn events_report_external_delete_and_link_down() {
         eprintln!("address removal event within {:.3} ms of `ip addr del` returning", ms(LeaseClock::read() - t0));
 
         // The cable is cut (the bridge's end of the veth goes down): the node's link loses carrier, stays up.
-        bridge.ip(&["link", "set", "va", "down"]);
+        bridge.ip(&["link", "set", "va", "down"]); // as Lab::unplug, from inside the namespace thread
         let cut = next_matching(
             &mut events,
             |e| matches!(e, NetEvent::LinkChanged(l) if l.name == "eth0" && l.up && !l.carrier),
@@ -382,4 +393,25 @@ fn ipv6_probe_detects_another_holder() {
         ProbeResult::Clear => panic!("DAD probe missed the holder of 2001:db8:2::50"),
     }
     assert_eq!(free, ProbeResult::Clear);
+}
+
+#[test]
+fn lab_unplug_and_power_off_behave_like_the_real_thing() {
+    if !netns_available("lab_unplug_and_power_off_behave_like_the_real_thing") {
+        return;
+    }
+    let mut lab = Lab::start();
+    let a = lab.add_node("a");
+    a.ip(&["addr", "add", "192.0.2.60/24", "dev", "eth0"]);
+    lab.unplug("a");
+    let cut =
+        eventually(Duration::from_secs(5), || a.ip(&["link", "show", "eth0"]).contains("NO-CARRIER").then_some(()));
+    assert!(cut.is_some(), "{}", a.ip(&["link", "show", "eth0"]));
+    assert!(ip_addr_show(&a).contains("192.0.2.60/24"), "a cut cable keeps the address");
+    lab.plug("a");
+    let back =
+        eventually(Duration::from_secs(5), || (!a.ip(&["link", "show", "eth0"]).contains("NO-CARRIER")).then_some(()));
+    assert!(back.is_some());
+    lab.power_off("a");
+    assert!(!a.ip_ok(&["addr", "show", "dev", "eth0"]), "eth0 and its address are gone");
 }
