@@ -440,3 +440,27 @@ fn an_overrun_event_says_events_were_lost() {
         assert!(overrun.is_some(), "no overrun reported after 200 unread events in a minimal buffer");
     });
 }
+
+#[test]
+fn releasing_a_primary_floating_address_keeps_the_secondaries() {
+    if !netns_available("releasing_a_primary_floating_address_keeps_the_secondaries") {
+        return;
+    }
+    let mut lab = Lab::start();
+    let a = lab.add_node("a");
+    let ns = a.clone();
+    let left = a.block_on(move || async move {
+        let nl = Netlink::connect().unwrap();
+        let fl = floating("192.0.2.70/24", None);
+        // First in its subnet, so the floating address is the primary ...
+        nl.add(&fl, Lifetime::Seconds(60)).await.unwrap();
+        // ... and an administrator's address of the same subnet is a secondary.
+        ns.ip(&["addr", "add", "192.0.2.71/24", "dev", "eth0"]);
+        let before = nl.addresses("eth0").await.unwrap();
+        assert!(before.iter().any(|d| d.address.to_string() == "192.0.2.71/24" && d.secondary), "{before:?}");
+        assert_eq!(nl.remove(&fl).await.unwrap(), Removed::Deleted);
+        nl.addresses("eth0").await.unwrap()
+    });
+    let kept = left.iter().find(|d| d.address.to_string() == "192.0.2.71/24");
+    assert!(kept.is_some_and(|d| !d.secondary), "the secondary was dropped instead of promoted: {left:?}");
+}
