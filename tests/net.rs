@@ -317,6 +317,13 @@ fn unsolicited_na_moves_the_peers_neighbour_entry() {
     assert!(ours.nodad && !ours.tentative && !ours.dad_failed, "{ours:?}");
     assert!(ip_addr_show(&a).contains("nodad"));
     assert!(neighbour_becomes(&b, "2001:db8:1::40", &a_mac), "{}", b.ip(&["-6", "neigh", "show", "dev", "eth0"]));
+    let (first, second) = a.block_on(|| async {
+        let nl = Netlink::connect().unwrap();
+        let fl = floating("2001:db8:1::40/64", None);
+        (nl.remove(&fl).await.unwrap(), nl.remove(&fl).await.unwrap())
+    });
+    assert_eq!((first, second), (Removed::Deleted, Removed::Absent));
+    assert!(!ip_addr_show(&a).contains("2001:db8:1::40"));
 }
 
 #[test]
