@@ -115,6 +115,8 @@ fn keepalived_power_off_of_the_master_fails_over_and_the_lab_leaves_nothing() {
     lab.power_on("ha1").unwrap();
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(lab.holders().unwrap(), ["ha2"]);
+    let daemon = lab::usage_of(&lab.pids("ha1").unwrap(), "keepalived");
+    assert_eq!(daemon.processes, 2, "keepalived (parent and VRRP child) runs again on ha1 after power-on");
     assert_eq!(lab.request(Duration::from_secs(1)).unwrap(), Answer::Node("ha2".into()));
 
     let removed = lab.down().unwrap();

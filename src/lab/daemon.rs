@@ -25,6 +25,10 @@ pub struct DaemonCommand {
     pub env: Vec<(String, String)>,
     /// File that receives stdout and stderr (appended).
     pub log: PathBuf,
+    /// Runtime files (pid files) removed before every start, as a reboot empties /run: keepalived refuses to
+    /// start ("daemon is already running") while its pid file names a process that is not yet reaped.
+    #[serde(default)]
+    pub run_files: Vec<PathBuf>,
 }
 
 /// Another node, as a daemon's config needs it.

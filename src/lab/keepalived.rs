@@ -83,7 +83,14 @@ impl NodeDaemon for Keepalived {
             .map(String::from)
             .chain(["-r".to_string(), s("vrrp.pid")])
             .collect();
-        Ok(Some(DaemonCommand { label: "keepalived".into(), argv, env: Vec::new(), log: dir.join("keepalived.log") }))
+        let run_files = vec![dir.join("keepalived.pid"), dir.join("vrrp.pid")];
+        Ok(Some(DaemonCommand {
+            label: "keepalived".into(),
+            argv,
+            env: Vec::new(),
+            log: dir.join("keepalived.log"),
+            run_files,
+        }))
     }
 }
 

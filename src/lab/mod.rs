@@ -16,6 +16,7 @@
 // OS-facing tooling: the probe and sampler time real kernels and processes, so they read the clock.
 #![allow(clippy::disallowed_methods)]
 
+mod bench;
 mod daemon;
 mod guard;
 mod instance;
@@ -31,6 +32,7 @@ mod state;
 mod status;
 mod web;
 
+pub use bench::{Disruption, Trial, TrialTiming, idle_usage, sole_holder, trial};
 pub use daemon::{DaemonCommand, NoDaemon, NodeContext, NodeDaemon, PeerContext};
 pub use guard::LabGuard;
 pub use instance::{Lab, teardown};
@@ -76,6 +78,9 @@ pub enum LabError {
     /// The lab description is not acceptable (names, addresses outside the documentation range …).
     #[error("invalid lab: {0}")]
     Spec(String),
+    /// No single node held the floating address within the time given.
+    #[error("no single holder of the floating address within {0:?}")]
+    NoHolder(std::time::Duration),
     /// A node name that the lab does not have.
     #[error("no node {0:?} in this lab")]
     UnknownNode(String),

@@ -103,10 +103,14 @@ pub(crate) fn spawn_in<T: Send + 'static>(
 }
 
 /// A running probe; [`Prober::finish`] stops it and returns its records.
+///
+/// A request that hangs (its SYN went to a node that is gone) would hold a single prober for the whole timeout
+/// and blur the outage's end by that much; so `timeout / period` workers take turns, and a request starts
+/// every `period` whatever the earlier ones are doing: the outage is measured to within one period.
 #[derive(Debug)]
 pub struct Prober {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Result<Vec<ProbeRecord>, LabError>>,
+    workers: Vec<JoinHandle<Result<Vec<ProbeRecord>, LabError>>>,
 }
 
 impl Prober {
@@ -120,31 +124,50 @@ impl Prober {
         limit: Duration,
         origin: Instant,
     ) -> Result<Prober, LabError> {
+        let period = period.max(Duration::from_millis(1));
+        let count = u32::try_from(timeout.as_nanos().div_ceil(period.as_nanos())).unwrap_or(1).clamp(1, 50);
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = spawn_in(client_ns, "lab-probe", move || {
-            let mut records = Vec::new();
-            let ticks = limit.as_nanos() / period.as_nanos().max(1) + 1;
-            let start = Instant::now();
-            for _ in 0..ticks {
-                if flag.load(Ordering::Relaxed) || start.elapsed() >= limit {
-                    break;
+        let first = Instant::now() + period;
+        let mut prober = Prober { stop: Arc::clone(&stop), workers: Vec::new() };
+        for k in 0..count {
+            let flag = Arc::clone(&stop);
+            let (start, step) = (first + period * k, period * count);
+            let worker = spawn_in(client_ns, "lab-probe", move || {
+                let mut records = Vec::new();
+                let ticks = limit.as_nanos() / step.as_nanos() + 1;
+                for i in 0..ticks {
+                    // u32 is plenty: a probe runs for minutes at most.
+                    let due = start + step * u32::try_from(i).unwrap_or(u32::MAX);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    if flag.load(Ordering::Relaxed) || due.duration_since(first) >= limit {
+                        break;
+                    }
+                    let at = Instant::now();
+                    records.push(ProbeRecord { at: at.duration_since(origin), answer: get_once(target, timeout) });
                 }
-                let at = Instant::now();
-                let answer = get_once(target, timeout);
-                records.push(ProbeRecord { at: at.duration_since(origin), answer });
-                // Keep the request rate: the next request starts one period after this one started.
-                std::thread::sleep(period.saturating_sub(at.elapsed()));
+                records
+            });
+            match worker {
+                Ok(w) => prober.workers.push(w),
+                Err(e) => {
+                    // Stop the workers already running before reporting.
+                    let _ = prober.finish();
+                    return Err(e);
+                }
             }
-            records
-        })?;
-        Ok(Prober { stop, handle })
+        }
+        Ok(prober)
     }
 
-    /// Stops the probe and returns what it recorded.
+    /// Stops the probe and returns what it recorded, in order of time.
     pub fn finish(self) -> Result<Vec<ProbeRecord>, LabError> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or(Err(LabError::Panicked("probe")))
+        let mut records = Vec::new();
+        for worker in self.workers {
+            records.extend(worker.join().unwrap_or(Err(LabError::Panicked("probe")))?);
+        }
+        records.sort_by_key(|r| r.at);
+        Ok(records)
     }
 }
 

@@ -17,6 +17,12 @@ use super::state::ProcRecord;
 /// Starts `command` in namespace `ns` in its own process group (a Ctrl-C on the terminal of `hactl lab up`
 /// must not reach it), output appended to its log.
 pub(crate) fn spawn(ns: &str, node_dir: &std::path::Path, command: &DaemonCommand) -> Result<Child, LabError> {
+    for file in &command.run_files {
+        match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LabError::io(file)(e)),
+            _ => {}
+        }
+    }
     let log = OpenOptions::new().create(true).append(true).open(&command.log).map_err(LabError::io(&command.log))?;
     let log2 = log.try_clone().map_err(LabError::io(&command.log))?;
     let mut cmd = Command::new("ip");
@@ -90,10 +96,21 @@ pub(crate) fn kill_all(ns: &str, records: &[ProcRecord]) {
 pub struct ProcessUsage {
     /// Sum of resident set sizes (VmRSS), in KiB.
     pub rss_kib: u64,
-    /// Sum of user + system CPU time, in clock ticks.
-    pub cpu_ticks: u64,
+    /// Sum of CPU time (scheduler run time of every thread, nanosecond precision).
+    pub cpu: std::time::Duration,
     /// How many of the processes were found.
     pub processes: usize,
+}
+
+/// CPU time of every thread of `pid` from /proc/PID/task/*/schedstat (first field: ns on the CPU); the
+/// utime/stime of /proc/PID/stat count 10 ms ticks, too coarse for an idle daemon.
+fn cpu_time(pid: i32) -> std::time::Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return std::time::Duration::ZERO };
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    std::time::Duration::from_nanos(ns)
 }
 
 /// RSS and CPU time of `pids` whose command name is `comm` (the benchmark's idle cost of a daemon).
@@ -107,14 +124,9 @@ pub fn usage_of(pids: &[i32], comm: &str) -> ProcessUsage {
         let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
-        let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
-            let rest = s[s.rfind(')')? + 1..].to_string();
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15, that is 11 and 12 after the ')'.
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        });
+        let cpu = cpu_time(*pid);
         usage.rss_kib += rss.unwrap_or(0);
-        usage.cpu_ticks += cpu.unwrap_or(0);
+        usage.cpu += cpu;
         usage.processes += 1;
     }
     usage
@@ -132,7 +144,7 @@ mod tests {
         let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
         let usage = usage_of(&[me], comm.trim());
         assert_eq!(usage.processes, 1);
-        assert!(usage.rss_kib > 0);
+        assert!(usage.rss_kib > 0 && usage.cpu > std::time::Duration::ZERO);
         assert_eq!(usage_of(&[me], "no-such-comm").processes, 0);
     }
 }

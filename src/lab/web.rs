@@ -66,6 +66,7 @@ pub fn prepare(node: &str, dir: &Path) -> Result<DaemonCommand, LabError> {
         ],
         env: Vec::new(),
         log: dir.join("log/nginx.out"),
+        run_files: vec![dir.join("nginx.pid")],
     })
 }
 
