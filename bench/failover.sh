@@ -3,7 +3,7 @@
 # (network namespaces, nginx on each node, a client probing http://192.0.2.100/ every 10 ms with a 100 ms
 # timeout), runs TRIALS power-offs of the holder per row and prints the client-observed outage
 # min/median/max, the trials where no other node served within 20 s (failed), the samples (every 10 ms) with the
-# address on two nodes (doubles), the trials in which the old holder's return cost the client requests or
+# address on two nodes (doubles), the trials in which the old holder's return cost the client an outage or
 # took the address back despite nopreempt/stickiness (returns), and the daemon's idle RSS and CPU per node. Root only; needs iproute2 nftables nginx keepalived.
 #
 # Usage: bench/failover.sh [OUTPUT]   (OUTPUT: also write the table there, e.g. bench/results/…)

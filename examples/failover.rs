@@ -4,8 +4,8 @@
 //!
 //! Output: one line `ROW<TAB>tool<TAB>setting<TAB>scenario<TAB>n<TAB>min<TAB>median<TAB>max<TAB>failed<TAB>doubles<TAB>
 //! returns<TAB>rss<TAB>cpu`
-//! (seconds, KiB, % of a core; `returns`: trials whose returning node cost the client requests or took the address back) for the script
-//! to tabulate, and the trials on stderr.
+//! (seconds, KiB, % of a core; `returns`: trials whose returning node cost the client an outage or took the
+//! address back) for the script to tabulate, and the trials on stderr.
 #![allow(clippy::disallowed_methods)]
 
 use std::time::Duration;
@@ -57,15 +57,15 @@ fn main() -> anyhow::Result<()> {
     for i in 0..args.trials {
         let t = lab::trial(&mut lab, &Disruption::PowerOff, timing)?;
         eprintln!(
-            "trial {i}: power-off {} -> outage {:?}, double-holder samples {}, on its return: {} failed requests{}",
+            "trial {i}: power-off {} -> outage {:?}, double-holder samples {}, on its return: outage {:?}{}",
             t.from,
             t.outage,
             t.double_samples,
-            t.failed_on_return,
+            t.return_outage,
             if t.moved_back { ", took the address back" } else { "" }
         );
         doubles += t.double_samples;
-        disturbed += usize::from(t.failed_on_return > 0 || t.moved_back);
+        disturbed += usize::from(t.return_outage != Some(Duration::ZERO) || t.moved_back);
         match t.outage {
             Some(o) => outages.push(o),
             None => failed += 1,

@@ -30,8 +30,9 @@ pub struct Trial {
     pub outage: Option<Duration>,
     /// Samples with the address on two nodes during the trial, the old holder's return included.
     pub double_samples: usize,
-    /// Failed requests after the old holder returned (a returning node should disturb nobody).
-    pub failed_on_return: usize,
+    /// Longest client outage after the old holder returned (a returning node should disturb nobody); `None`
+    /// if the client was not served again within the limit.
+    pub return_outage: Option<Duration>,
     /// The old holder took the address back on its return (stickiness not kept).
     pub moved_back: bool,
 }
@@ -66,7 +67,7 @@ pub fn trial(lab: &mut Lab, disruption: &Disruption, timing: TrialTiming) -> Res
     let from = sole_holder(lab, timing.limit)?.ok_or(LabError::NoHolder(timing.limit))?;
     let origin = Instant::now();
     let period = Duration::from_millis(10);
-    let total = timing.limit + timing.jitter + timing.settle + Duration::from_secs(3);
+    let total = timing.limit * 2 + timing.jitter + timing.settle + Duration::from_secs(3);
     let target = SocketAddr::from((lab.spec().floating, 80));
     let prober = Prober::start(&lab.spec().client_ns(), target, period, Duration::from_millis(100), total, origin)?;
     let sampler = Sampler::start(&lab.node_namespaces(), lab.spec().floating, period, total, origin)?;
@@ -76,22 +77,26 @@ pub fn trial(lab: &mut Lab, disruption: &Disruption, timing: TrialTiming) -> Res
     std::thread::sleep(Duration::from_millis(300) + jitter);
     let event = origin.elapsed();
     disrupt(lab, disruption, &from)?;
-    wait_served_by_other(lab, &from, timing.limit)?;
+    wait_served(lab, |n| n != from, timing.limit)?;
     std::thread::sleep(Duration::from_millis(300));
     let back = origin.elapsed();
     if *disruption == Disruption::PowerOff {
         lab.power_on(&from)?;
     }
     std::thread::sleep(timing.settle);
+    // A return that left the client stuck on a stale MAC shows here in full, not in the next trial.
+    wait_served(lab, |_| true, timing.limit)?;
     let records = prober.finish()?;
     let samples = sampler.finish()?;
     let (failover, returned) = records.split_at(records.partition_point(|r| r.at < back));
     let served =
         lab.spec().nodes.iter().any(|n| n.name != from && first_answer_from(failover, event, &n.name).is_some());
     let outage = outage_after(failover, event).map_or(Some(Duration::ZERO), |o| o.duration()).filter(|_| served);
-    let failed_on_return = returned.iter().filter(|r| r.node().is_none()).count();
+    let return_outage = returned
+        .first()
+        .map_or(Some(Duration::ZERO), |r| outage_after(returned, r.at).map_or(Some(Duration::ZERO), |o| o.duration()));
     let moved_back = samples.last().is_some_and(|s| s.holders.contains(&from));
-    Ok(Trial { from, outage, double_samples: double_holders(&samples).len(), failed_on_return, moved_back })
+    Ok(Trial { from, outage, double_samples: double_holders(&samples).len(), return_outage, moved_back })
 }
 
 fn disrupt(lab: &mut Lab, disruption: &Disruption, from: &str) -> Result<(), LabError> {
@@ -107,10 +112,10 @@ fn disrupt(lab: &mut Lab, disruption: &Disruption, from: &str) -> Result<(), Lab
     }
 }
 
-/// Waits (bounded by `limit`) until the client gets a page from a node other than `from`.
-fn wait_served_by_other(lab: &Lab, from: &str, limit: Duration) -> Result<(), LabError> {
+/// Waits (bounded by `limit`) until the client gets a page from a node that `accept`s.
+fn wait_served(lab: &Lab, accept: impl Fn(&str) -> bool, limit: Duration) -> Result<(), LabError> {
     for _ in 0..limit.as_millis() / 50 + 1 {
-        if matches!(lab.request(Duration::from_millis(100))?, super::Answer::Node(n) if n != from) {
+        if matches!(lab.request(Duration::from_millis(100))?, super::Answer::Node(n) if accept(&n)) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));

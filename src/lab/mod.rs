@@ -13,6 +13,15 @@
 //!
 //! `/run/hactl-lab/T/state.json` lists what was created and started *before* it is created, so [`teardown`] is
 //! idempotent and also works after a crash halfway. Only documentation addresses are used (192.0.2.0/24).
+//!
+//! Plugging in `hactl agent`: implement [`NodeDaemon`] (as [`Keepalived`] does) with `starts_web_server()`
+//! true, and a `prepare` that writes into `ctx.dir` a copy of `manifests/lab/` (its Node addresses already match
+//! the lab's), a key file (mode 0600; point the Cluster's `authKeyFile` at it) and returns
+//! `hactl agent --manifests DIR/manifests --node NODE --state-dir DIR/state --api-socket DIR/hactl.sock`
+//! (`run_files`: the socket). The lab sets `HACTL_LAB_NODE_DIR=DIR`, which `manifests/lab/` uses to start this
+//! node's nginx with [`web`]'s config (call `web::prepare`, so the config and page exist). Power-off, partitions,
+//! the probe, the sampler and the benchmark trials ([`trial`]) then work unchanged; `move` is
+//! [`Disruption::Command`].
 // OS-facing tooling: the probe and sampler time real kernels and processes, so they read the clock.
 #![allow(clippy::disallowed_methods)]
 
@@ -30,7 +39,7 @@ mod shell;
 mod spec;
 mod state;
 mod status;
-mod web;
+pub mod web;
 
 pub use bench::{Disruption, Trial, TrialTiming, idle_usage, sole_holder, trial};
 pub use daemon::{DaemonCommand, NoDaemon, NodeContext, NodeDaemon, PeerContext};

@@ -1,4 +1,4 @@
-//! The web server of a lab node: Debian's nginx with a config of its own under the node's directory (pid, logs,
+//! The web server of a lab node (public: a node daemon that starts nginx itself calls [`prepare`]): Debian's nginx with a config of its own under the node's directory (pid, logs,
 //! temporary files all inside it, so nodes share no state) serving the guide's test page.
 
 use std::path::Path;
