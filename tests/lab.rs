@@ -177,3 +177,43 @@ fn teardown_after_a_crash_halfway_removes_everything_and_is_idempotent() {
     }
     assert_eq!(lab::teardown(std::path::Path::new(lab::STATE_ROOT), &tag).unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn the_guard_tears_the_lab_down_when_a_test_panics() {
+    if !lab_available("guard_on_panic") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = tag("kgd");
+    let spec = LabSpec::new(&tag, &["ha1", "ha2"]).unwrap();
+    let lab = LabGuard::new(Lab::up(spec, &NoDaemon).unwrap());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _lab = lab;
+        panic!("a failing assertion inside a lab test");
+    }));
+    assert!(panicked.is_err());
+    assert_gone(&tag);
+}
+
+#[test]
+fn three_nodes_keepalived_next_priority_takes_over() {
+    if !lab_available("three_nodes") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = tag("k3n");
+    let spec = LabSpec::new(&tag, &["ha1", "ha2", "ha3"]).unwrap();
+    let daemon = Keepalived { advert_int: Duration::from_millis(100), nopreempt: true };
+    let mut lab = LabGuard::new(Lab::up(spec, &daemon).unwrap());
+    wait_sole_holder(&lab, "ha1", Duration::from_secs(10));
+    assert_eq!(lab.request(Duration::from_secs(1)).unwrap(), Answer::Node("ha1".into()));
+    lab.power_off("ha1").unwrap();
+    // ha2 has priority 140, ha3 130: ha2's master-down timer runs out first.
+    wait_sole_holder(&lab, "ha2", Duration::from_secs(10));
+    let served = eventually(Duration::from_secs(10), || {
+        (lab.request(Duration::from_millis(200)).unwrap() == Answer::Node("ha2".into())).then_some(())
+    });
+    assert!(served.is_some(), "the client never reached ha2");
+    assert_eq!(lab.down().unwrap().len(), 5);
+    assert_gone(&tag);
+}
