@@ -31,6 +31,11 @@ fn lab_available(test: &str) -> bool {
         let ok = std::process::Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success());
         assert!(ok, "{test} needs `{tool}`: apt-get install -y iproute2 nftables nginx keepalived");
     }
+    // Labs of an earlier run that was killed before its guards ran.
+    let orphans = lab::sweep_orphans(std::path::Path::new(lab::STATE_ROOT)).unwrap();
+    if !orphans.is_empty() {
+        eprintln!("removed labs left by a crashed run: {orphans:?}");
+    }
     true
 }
 
@@ -176,6 +181,38 @@ fn teardown_after_a_crash_halfway_removes_everything_and_is_idempotent() {
         assert!(state.is_empty() || state.contains(") Z "), "nginx {pid} survived the teardown: {state}");
     }
     assert_eq!(lab::teardown(std::path::Path::new(lab::STATE_ROOT), &tag).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn orphans_of_a_dead_owner_are_swept_and_live_or_unowned_labs_kept() {
+    if !lab_available("sweep_orphans") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let spec_of = |t: &str| {
+        let mut spec = LabSpec::new(&tag(t), &["ha1"]).unwrap();
+        spec.root = root.path().to_path_buf();
+        spec
+    };
+    let unowned = Lab::up(spec_of("kun"), &NoDaemon).unwrap();
+    let owned = LabGuard::new(Lab::up(spec_of("kow"), &NoDaemon).unwrap());
+    let dead = LabGuard::new(Lab::up(spec_of("kde"), &NoDaemon).unwrap());
+    // Make `dead` look like a lab of a killed run: its owner record names a process that no longer exists.
+    let state_path = root.path().join(tag("kde")).join("state.json");
+    let text = std::fs::read_to_string(&state_path).unwrap();
+    let mut state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["owner"]["start_ticks"] = serde_json::json!(1);
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    std::mem::forget(dead);
+
+    assert_eq!(lab::sweep_orphans(root.path()).unwrap(), [tag("kde")]);
+    assert_eq!(lab_namespaces(&tag("kde")), Vec::<String>::new());
+    assert_eq!(lab_namespaces(&tag("kow")).len(), 3);
+    assert_eq!(lab_namespaces(&tag("kun")).len(), 3);
+    owned.down().unwrap();
+    unowned.down().unwrap();
+    assert_eq!(lab_namespaces(&tag("kow")).len() + lab_namespaces(&tag("kun")).len(), 0);
 }
 
 #[test]

@@ -12,8 +12,12 @@ pub struct LabGuard {
 }
 
 impl LabGuard {
-    /// Takes ownership of `lab`.
-    pub fn new(lab: Lab) -> LabGuard {
+    /// Takes ownership of `lab` and records this process as its owner in the state file, so that if the
+    /// process dies without dropping the guard (killed by a CI timeout), [`super::sweep_orphans`] removes the lab.
+    pub fn new(mut lab: Lab) -> LabGuard {
+        if let Err(e) = lab.set_owner() {
+            eprintln!("warning: cannot record the owner of lab {}: {e}", lab.spec().tag);
+        }
         LabGuard { lab: Some(lab) }
     }
 

@@ -32,7 +32,7 @@ impl Lab {
         }
         let (root, tag) = (spec.root.clone(), spec.tag.clone());
         let nodes = spec.nodes.iter().map(|n| (n.name.clone(), NodeState::default())).collect();
-        let state = State { spec, daemon: daemon.name().to_string(), namespaces: Vec::new(), nodes };
+        let state = State { spec, daemon: daemon.name().to_string(), namespaces: Vec::new(), nodes, owner: None };
         let mut lab = Lab { state, children: BTreeMap::new() };
         match lab.build(daemon) {
             Ok(()) => Ok(lab),
@@ -101,6 +101,13 @@ impl Lab {
         shell::ip_in(ns, &["link", "set", "eth0", "address", mac])?;
         shell::ip_in(ns, &["addr", "add", cidr, "dev", "eth0"])?;
         shell::ip_in(ns, &["link", "set", "eth0", "up"]).map(drop)
+    }
+
+    /// Records the calling process as the lab's owner (see [`sweep_orphans`]).
+    pub(crate) fn set_owner(&mut self) -> Result<(), LabError> {
+        let pid = i32::try_from(std::process::id()).unwrap_or(-1);
+        self.state.owner = procs::start_ticks(pid).map(|start_ticks| super::state::ProcRecord { pid, start_ticks });
+        self.state.save()
     }
 
     /// The lab's description.
@@ -271,4 +278,22 @@ pub fn teardown(root: &Path, tag: &str) -> Result<Vec<String>, LabError> {
         _ => {}
     }
     Ok(doomed)
+}
+
+/// Tears down every lab under `root` whose owning process (a test run) is gone: what a run killed halfway left
+/// behind. Labs without an owner (`hactl lab up`) are left alone. Returns the tags removed.
+pub fn sweep_orphans(root: &Path) -> Result<Vec<String>, LabError> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Ok(Vec::new()) };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let tag = entry.file_name().to_string_lossy().into_owned();
+        let Ok(state) = State::load(root, &tag) else { continue };
+        if let Some(owner) = state.owner {
+            if procs::start_ticks(owner.pid) != Some(owner.start_ticks) {
+                teardown(root, &tag)?;
+                removed.push(tag);
+            }
+        }
+    }
+    Ok(removed)
 }

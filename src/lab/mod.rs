@@ -44,7 +44,7 @@ pub mod web;
 pub use bench::{Disruption, Trial, TrialTiming, idle_usage, sole_holder, trial};
 pub use daemon::{DaemonCommand, NoDaemon, NodeContext, NodeDaemon, PeerContext};
 pub use guard::LabGuard;
-pub use instance::{Lab, teardown};
+pub use instance::{Lab, sweep_orphans, teardown};
 pub use keepalived::Keepalived;
 pub use outage::{Outage, double_holders, first_answer_from, outage_after, summarize};
 pub use probe::{Answer, ProbeRecord, Prober, parse_page};

@@ -44,6 +44,11 @@ pub struct State {
     pub namespaces: Vec<String>,
     /// Per node state.
     pub nodes: BTreeMap<String, NodeState>,
+    /// The process that owns the lab and must tear it down (a test, through [`super::LabGuard`]); `None` for
+    /// labs built by `hactl lab up`, which live until `hactl lab down`. A lab whose owner is gone is an orphan
+    /// of a crashed run, and [`super::sweep_orphans`] removes it.
+    #[serde(default)]
+    pub owner: Option<ProcRecord>,
 }
 
 impl State {
