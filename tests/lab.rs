@@ -254,3 +254,55 @@ fn three_nodes_keepalived_next_priority_takes_over() {
     assert_eq!(lab.down().unwrap().len(), 5);
     assert_gone(&tag);
 }
+
+/// Runs `hactl lab ARGS --tag TAG` and returns its stdout; panics if it fails.
+fn hactl_lab(tag: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .arg("lab")
+        .args(args)
+        .args(["--tag", tag])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "hactl lab {args:?} failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+#[test]
+fn the_cli_builds_shows_fails_over_and_tears_down() {
+    if !lab_available("cli") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = tag("kcli");
+    // Torn down by `down` below, or by this guard-like closure's Drop if an assertion fails first.
+    struct Down<'a>(&'a str);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = lab::teardown(std::path::Path::new(lab::STATE_ROOT), self.0);
+        }
+    }
+    let _down = Down(&tag);
+    let up = hactl_lab(&tag, &["up", "--advert-int", "100ms"]);
+    assert!(up.contains(&format!("hl-{tag}-client curl -s http://192.0.2.100/")), "{up}");
+    let holds = |status: &str, node: &str| {
+        status.lines().any(|l| l.starts_with(&format!("  {node} ")) && l.contains("HOLDS the floating address"))
+    };
+    let status = eventually(Duration::from_secs(10), || {
+        let s = hactl_lab(&tag, &["status"]);
+        (s.contains("Test page served from ha1") && holds(&s, "ha1")).then_some(s)
+    });
+    assert!(status.is_some(), "ha1 never held the address and served the page");
+    hactl_lab(&tag, &["power-off", "ha1"]);
+    let status = eventually(Duration::from_secs(10), || {
+        let s = hactl_lab(&tag, &["status"]);
+        (s.contains("Test page served from ha2") && holds(&s, "ha2")).then_some(s)
+    })
+    .expect("ha2 never held the address and served the page");
+    assert!(status.contains("power OFF no link"), "{status}");
+    assert!(!holds(&status, "ha1"), "{status}");
+    let down = hactl_lab(&tag, &["down"]);
+    assert!(down.contains("removed 4 namespaces"), "{down}");
+    assert_gone(&tag);
+    assert!(hactl_lab(&tag, &["down"]).contains("removed 0 namespaces"), "down is idempotent");
+}
