@@ -4,5 +4,6 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod lab;
 pub mod manifest;
 pub mod sys;

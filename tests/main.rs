@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod drivers;
+mod lab;
 mod manifests;
 mod model;
 mod net;
