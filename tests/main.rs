@@ -4,6 +4,7 @@
 // Tests time real processes and kernels from outside; the no-clock rule is for the protocol core.
 #![allow(clippy::disallowed_methods)]
 
+mod drivers;
 mod manifests;
 mod model;
 mod plan;

@@ -3,5 +3,6 @@
 
 pub mod keyfile;
 pub mod sdnotify;
+pub mod service;
 pub mod state;
 pub mod watch;
