@@ -7,5 +7,7 @@
 mod drivers;
 mod manifests;
 mod model;
+mod net;
 mod plan;
+mod support;
 mod watch;

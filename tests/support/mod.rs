@@ -1,0 +1,4 @@
+//! Helpers shared by the integration tests; later lab tests (agents in namespaces) reuse them.
+#![allow(dead_code)]
+
+pub mod netns;
