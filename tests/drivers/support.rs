@@ -43,7 +43,8 @@ pub fn script(path: &Path, body: &str) {
 }
 
 /// Shell test for "the process whose pid is in FILE is alive": /proc/PID exists and is not a zombie. Zombies
-/// matter here: this machine's PID 1 does not reap orphans, and `kill -0` succeeds on a zombie.
+/// matter here: this lab's PID 1 reaps orphans only after a delay (about 1.5 s), and `kill -0` succeeds on a
+/// zombie.
 pub fn alive_sh(pid_file: &Path) -> String {
     format!(
         "grep -q '^State:[[:space:]]*[^Z[:space:]]' /proc/$(cat {} 2>/dev/null)/status 2>/dev/null",

@@ -4,7 +4,7 @@
 //!
 //! The agent's state-owning task does not await these itself: it spawns a task per action
 //! (`tokio::spawn(async move { (token, run(action, &service, &ctx).await) })`) and receives the outcome on its
-//! input channel. Dropping the future of an action kills the command it ran (not the group it started);
+//! input channel. Dropping the future of an action kills the process group of the command it ran;
 //! `exec: {run}` processes live on in the [`Supervisor`] until stopped.
 
 mod command;

@@ -271,7 +271,8 @@ async fn group_gone(entry: &Supervised, limit: Duration) -> bool {
 }
 
 /// Whether any process of group `pgid` is alive. Zombies do not count: a member orphaned by the leader's exit is
-/// reaped by init, and an init that never reaps (some containers) must not make a stopped group look alive,
+/// reaped by init, and an init that reaps late or never (this lab's, some containers') must not make a stopped
+/// group look alive,
 /// which signal 0 would (it succeeds on zombies). Falls back to signal 0 when /proc cannot be read.
 pub fn group_alive(pgid: i32) -> bool {
     let Ok(dir) = std::fs::read_dir("/proc") else {
