@@ -85,10 +85,12 @@ fn missing_interface_is_an_error_value() {
         assert_eq!(nl.remove(&gone).await.unwrap(), Removed::Absent);
         let ip: IpAddr = "192.0.2.10".parse().unwrap();
         assert!(matches!(net::announce(&nl, "nope0", ip).await, Err(NetError::NoSuchInterface(_))));
-        // The link itself is found, with the MAC the lab gave it.
+        // The link itself is found, with the MAC the lab gave it, and by its index too.
         let link = nl.link("eth0").await.unwrap();
         assert_eq!(link.mac, Some([0x02, 0x48, 0x58, 0, 0, 1]));
-        assert!(link.up);
+        assert!(link.up && link.carrier);
+        assert_eq!(nl.link_by_index(link.index).await.unwrap(), link);
+        assert!(matches!(nl.link_by_index(999_999).await, Err(NetError::NoSuchInterface(_))));
     });
 }
 
@@ -130,6 +132,15 @@ fn renewal_sets_lifetime_and_a_late_ack_fences() {
         let mut rtt: Vec<Duration> = acks.iter().map(|a| a.acked_at - a.sent_at).collect();
         rtt.sort();
         eprintln!("renew: send→ack median {:.3} ms, max {:.3} ms (50 renewals)", ms(rtt[25]), ms(rtt[49]));
+
+        // IPv6 takes the same path (the kernel's modify path differs from IPv4's).
+        let v6 = floating("2001:db8:7::7/64", None);
+        nl.add(&v6, Lifetime::Seconds(3)).await.unwrap();
+        let renewed = nl.renew(&v6, deadline, &LeaseClock).await.unwrap();
+        assert!(matches!(renewed, Renewal::Renewed(a) if a.lifetime == Lifetime::Seconds(30)), "{renewed:?}");
+        let got = nl.addresses("eth0").await.unwrap();
+        let ours = got.iter().find(|d| d.address == v6.address).expect("IPv6 still there");
+        assert!(matches!(ours.valid, Lifetime::Seconds(s) if (28..=30).contains(&s)) && ours.nodad, "{ours:?}");
 
         // The acknowledgement comes back after the deadline: the address is deleted at once.
         let base = Duration::from_secs(1000);
@@ -208,10 +219,10 @@ fn events_report_external_delete_and_link_down() {
         let removed =
             next_matching(&mut events, |e| matches!(e, NetEvent::AddressRemoved(d) if d.address == fl.address));
         assert!(removed.await.is_some(), "no event for `ip addr del`");
-        eprintln!("address removal event within {:.3} ms of `ip addr del` returning", ms(LeaseClock::read() - t0));
+        eprintln!("address removal event {:.3} ms after starting `ip addr del`", ms(LeaseClock::read() - t0));
 
         // The cable is cut (the bridge's end of the veth goes down): the node's link loses carrier, stays up.
-        bridge.ip(&["link", "set", "va", "down"]);
+        bridge.ip(&["link", "set", "va", "down"]); // as Lab::unplug, from inside the namespace thread
         let cut = next_matching(
             &mut events,
             |e| matches!(e, NetEvent::LinkChanged(l) if l.name == "eth0" && l.up && !l.carrier),
@@ -306,6 +317,13 @@ fn unsolicited_na_moves_the_peers_neighbour_entry() {
     assert!(ours.nodad && !ours.tentative && !ours.dad_failed, "{ours:?}");
     assert!(ip_addr_show(&a).contains("nodad"));
     assert!(neighbour_becomes(&b, "2001:db8:1::40", &a_mac), "{}", b.ip(&["-6", "neigh", "show", "dev", "eth0"]));
+    let (first, second) = a.block_on(|| async {
+        let nl = Netlink::connect().unwrap();
+        let fl = floating("2001:db8:1::40/64", None);
+        (nl.remove(&fl).await.unwrap(), nl.remove(&fl).await.unwrap())
+    });
+    assert_eq!((first, second), (Removed::Deleted, Removed::Absent));
+    assert!(!ip_addr_show(&a).contains("2001:db8:1::40"));
 }
 
 #[test]
@@ -382,4 +400,74 @@ fn ipv6_probe_detects_another_holder() {
         ProbeResult::Clear => panic!("DAD probe missed the holder of 2001:db8:2::50"),
     }
     assert_eq!(free, ProbeResult::Clear);
+}
+
+#[test]
+fn lab_unplug_and_power_off_behave_like_the_real_thing() {
+    if !netns_available("lab_unplug_and_power_off_behave_like_the_real_thing") {
+        return;
+    }
+    let mut lab = Lab::start();
+    let a = lab.add_node("a");
+    a.ip(&["addr", "add", "192.0.2.60/24", "dev", "eth0"]);
+    lab.unplug("a");
+    let cut =
+        eventually(Duration::from_secs(5), || a.ip(&["link", "show", "eth0"]).contains("NO-CARRIER").then_some(()));
+    assert!(cut.is_some(), "{}", a.ip(&["link", "show", "eth0"]));
+    assert!(ip_addr_show(&a).contains("192.0.2.60/24"), "a cut cable keeps the address");
+    lab.plug("a");
+    let back =
+        eventually(Duration::from_secs(5), || (!a.ip(&["link", "show", "eth0"]).contains("NO-CARRIER")).then_some(()));
+    assert!(back.is_some());
+    lab.power_off("a");
+    assert!(!a.ip_ok(&["addr", "show", "dev", "eth0"]), "eth0 and its address are gone");
+}
+
+#[test]
+fn an_overrun_event_says_events_were_lost() {
+    if !netns_available("an_overrun_event_says_events_were_lost") {
+        return;
+    }
+    let mut lab = Lab::start();
+    let a = lab.add_node("a");
+    let ns = a.clone();
+    a.block_on(move || async move {
+        // The smallest buffer the kernel allows; the stream is not read while 200 addresses come and go, because
+        // this single-threaded runtime is blocked in `ip` meanwhile.
+        let mut events = NetEvents::subscribe_with_buffer(0).unwrap();
+        let batch: String = (1..=100).map(|i| format!("addr add 198.51.100.{i}/24 dev eth0\n")).collect();
+        // Secondaries first: deleting the primary first would drop them all (promote_secondaries is 0 here).
+        let undo: String = (1..=100).rev().map(|i| format!("addr del 198.51.100.{i}/24 dev eth0\n")).collect();
+        for script in [batch, undo] {
+            let mut child = ns.cmd("ip").args(["-batch", "-"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+        let overrun = next_matching(&mut events, |e| *e == NetEvent::Overrun).await;
+        assert!(overrun.is_some(), "no overrun reported after 200 unread events in a minimal buffer");
+    });
+}
+
+#[test]
+fn releasing_a_primary_floating_address_keeps_the_secondaries() {
+    if !netns_available("releasing_a_primary_floating_address_keeps_the_secondaries") {
+        return;
+    }
+    let mut lab = Lab::start();
+    let a = lab.add_node("a");
+    let ns = a.clone();
+    let left = a.block_on(move || async move {
+        let nl = Netlink::connect().unwrap();
+        let fl = floating("192.0.2.70/24", None);
+        // First in its subnet, so the floating address is the primary ...
+        nl.add(&fl, Lifetime::Seconds(60)).await.unwrap();
+        // ... and an administrator's address of the same subnet is a secondary.
+        ns.ip(&["addr", "add", "192.0.2.71/24", "dev", "eth0"]);
+        let before = nl.addresses("eth0").await.unwrap();
+        assert!(before.iter().any(|d| d.address.to_string() == "192.0.2.71/24" && d.secondary), "{before:?}");
+        assert_eq!(nl.remove(&fl).await.unwrap(), Removed::Deleted);
+        nl.addresses("eth0").await.unwrap()
+    });
+    let kept = left.iter().find(|d| d.address.to_string() == "192.0.2.71/24");
+    assert!(kept.is_some_and(|d| !d.secondary), "the secondary was dropped instead of promoted: {left:?}");
 }

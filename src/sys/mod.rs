@@ -1,6 +1,5 @@
-//! The OS layer: everything that touches the kernel, the file system, processes or clocks lives here — the
-//! lease clock, netlink, raw ARP/NDP sockets, service processes, the state directory — so the protocol core
-//! and the reconciler stay pure and testable in virtual time (STYLE.md).
+//! The OS layer: everything that touches the kernel, the file system, processes or clocks lives here, so the
+//! protocol core and the reconciler stay pure and testable in virtual time (STYLE.md).
 
 pub mod clock;
 pub mod keyfile;

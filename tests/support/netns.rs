@@ -152,6 +152,21 @@ impl Lab {
         ns
     }
 
+    /// Cuts `node`'s cable: its bridge port goes down, so the node's `eth0` loses carrier but keeps its addresses.
+    pub fn unplug(&self, node: &str) {
+        self.bridge.ip(&["link", "set", &format!("v{node}"), "down"]);
+    }
+
+    /// Plugs `node`'s cable back in.
+    pub fn plug(&self, node: &str) {
+        self.bridge.ip(&["link", "set", &format!("v{node}"), "up"]);
+    }
+
+    /// Powers `node` off as DESIGN.md §5 describes: its veth is deleted, and its addresses go with it.
+    pub fn power_off(&self, node: &str) {
+        self.bridge.ip(&["link", "del", &format!("v{node}")]);
+    }
+
     fn add_namespace(&mut self, ns: &Ns) {
         run(Command::new("ip").args(["netns", "add", &ns.name]));
         self.namespaces.push(ns.clone());

@@ -173,6 +173,18 @@ impl Netlink {
         }
     }
 
+    /// Looks an interface up by index, to name the interface of an [`Address`] event.
+    pub async fn link_by_index(&self, index: u32) -> Result<Link, NetError> {
+        let mut answers = self.handle.link().get().match_index(index).execute();
+        let missing = || NetError::NoSuchInterface(format!("#{index}"));
+        match answers.try_next().await {
+            Ok(Some(msg)) => Ok(Link::from_message(&msg)),
+            Ok(None) => Err(missing()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Err(missing()),
+            Err(source) => Err(NetError::Netlink { op: "get link", what: format!("#{index}"), source }),
+        }
+    }
+
     /// Adds `addr` with `lifetime`, or updates the lifetime of an address already there (NLM_F_REPLACE), so adding
     /// is idempotent and also serves adoption. IPv6 is added with `nodad` (the lease decides ownership, and a
     /// tentative address could not be announced). IPv4 first sets `promote_secondaries` (see the module docs).

@@ -82,7 +82,7 @@ impl ArpPacket {
     }
 }
 
-/// What an ARP probe found.
+/// What a probe (ARP for IPv4, duplicate-address detection for IPv6) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeResult {
     /// Nobody else claimed the address within the wait.

@@ -9,12 +9,16 @@ use futures::Stream;
 use futures::channel::mpsc::UnboundedReceiver;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::AsyncSocket;
 use rtnetlink::MulticastGroup;
 use tokio::task::JoinHandle;
 
 use super::NetError;
 use super::addr::Address;
 use super::link::Link;
+
+/// The receive buffer [`NetEvents::subscribe`] asks for.
+const DEFAULT_RECEIVE_BUFFER: usize = 1 << 20;
 
 /// A change the kernel reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +50,20 @@ impl Drop for NetEvents {
 }
 
 impl NetEvents {
-    /// Subscribes in the calling thread's network namespace; spawns the socket's task on the current tokio runtime.
+    /// Subscribes in the calling thread's network namespace with a 1 MiB receive buffer (a burst of changes, such as
+    /// an interface with many addresses going away, should not overrun it); spawns the socket's task on the current
+    /// tokio runtime.
     pub fn subscribe() -> Result<NetEvents, NetError> {
+        NetEvents::subscribe_with_buffer(DEFAULT_RECEIVE_BUFFER)
+    }
+
+    /// As [`NetEvents::subscribe`] with a receive buffer of `bytes` (the kernel doubles it and enforces a minimum).
+    pub fn subscribe_with_buffer(bytes: usize) -> Result<NetEvents, NetError> {
         let groups = [MulticastGroup::Link, MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv6Ifaddr];
-        let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&groups).map_err(NetError::Socket)?;
+        let (mut connection, _handle, messages) =
+            rtnetlink::new_multicast_connection(&groups).map_err(NetError::Socket)?;
+        let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        connection.socket_mut().socket_mut().set_rx_buf_sz(size).map_err(NetError::Socket)?;
         Ok(NetEvents { messages, connection: tokio::spawn(connection) })
     }
 

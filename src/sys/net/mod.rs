@@ -94,9 +94,6 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
-    /// The operation does not apply to this address family.
-    #[error("{0}")]
-    Unsupported(&'static str),
 }
 
 impl NetError {
@@ -111,7 +108,8 @@ impl NetError {
 
 /// Sends one announcement for `ip` on `ifname`: a gratuitous ARP (RFC 5227 §2.3 ARP announcement) for IPv4, an
 /// unsolicited neighbour advertisement with the override flag (RFC 4861 §7.2.6) for IPv6. Peers that already have a
-/// neighbour entry for `ip` switch it to this interface's MAC.
+/// neighbour entry for `ip` switch it to this interface's MAC. The IPv6 address must be configured (it is the
+/// advertisement's source); the schedule (count × interval, the later round, refresh, cancel) is the core's.
 pub async fn announce(nl: &Netlink, ifname: &str, ip: std::net::IpAddr) -> Result<(), NetError> {
     let link = nl.link(ifname).await?;
     let mac = link.mac.ok_or_else(|| NetError::NoHardwareAddress(ifname.to_string()))?;
