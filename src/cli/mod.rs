@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each parsing its arguments and calling the library.
 
+mod agent;
 mod keygen;
 mod schema;
 mod validate;
@@ -33,6 +34,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Write a new random cluster key (mode 0600) for the Cluster's authKeyFile.
     Keygen(keygen::Args),
+    /// Run the node agent: reconcile the manifests into addresses and services, with the peers.
+    Agent(agent::Args),
 }
 
 /// Runs a parsed command line; `Err` is an I/O or usage problem (exit 2).
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Agent(args) => agent::run(args),
     }
 }
