@@ -301,6 +301,9 @@ impl Node {
         l.accepts.clear();
         l.refused.clear();
         self.record(l, false);
+        if let Some(t) = self.trace.as_mut() {
+            t.push(super::node::Trace::Prepared { ballot: l.ballot });
+        }
         self.send_proposals(now, l, true);
     }
 
@@ -383,10 +386,7 @@ impl Node {
         let possible: BTreeSet<Name> = self.all_voters().difference(&l.refused).cloned().collect();
         if !self.is_quorum(&possible) {
             l.phase = Phase::Idle;
-            if l.adopting {
-                l.adopting = false; // keep what runs until deadline − m, then fence (§4.7)
-                l.next_renew = Duration::MAX;
-            }
+            // An adoption that fails keeps what runs (adding nothing) until deadline − m, then fences (§4.7).
         }
     }
 
