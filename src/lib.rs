@@ -5,5 +5,5 @@ pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod manifest;
-pub mod sys;
 pub mod proto;
+pub mod sys;

@@ -27,10 +27,9 @@ pub struct Args {
 /// Runs the agent until SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HACTL_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HACTL_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let node = match args.node {
         Some(node) => node,

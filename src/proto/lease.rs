@@ -212,7 +212,12 @@ impl Node {
             l.strict_until = None;
             l.active = true;
             let deadline = l.holding.unwrap_or(now);
-            self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.held_ballot });
+            self.events.push_back(Event::Acquired {
+                group: group.clone(),
+                key: l.key,
+                deadline,
+                ballot: l.held_ballot,
+            });
         }
         if self.cfg.policy == QuorumPolicy::Ignore {
             self.drive_ignore_holder(now, group, l);
@@ -301,6 +306,9 @@ impl Node {
         l.accepts.clear();
         l.refused.clear();
         self.record(l, false);
+        if let Some(t) = self.trace.as_mut() {
+            t.push(super::node::Trace::Prepared { ballot: l.ballot });
+        }
         self.send_proposals(now, l, true);
     }
 
@@ -383,10 +391,7 @@ impl Node {
         let possible: BTreeSet<Name> = self.all_voters().difference(&l.refused).cloned().collect();
         if !self.is_quorum(&possible) {
             l.phase = Phase::Idle;
-            if l.adopting {
-                l.adopting = false; // keep what runs until deadline − m, then fence (§4.7)
-                l.next_renew = Duration::MAX;
-            }
+            // An adoption that fails keeps what runs (adding nothing) until deadline − m, then fences (§4.7).
         }
     }
 

@@ -18,4 +18,4 @@ pub mod wire;
 pub use acceptor::PlantedBug;
 pub use config::{Config, ConfigError};
 pub use membership::PeerState;
-pub use node::{AdoptionRecord, Boot, Event, Input, Node, Persisted, Transmit};
+pub use node::{AdoptionRecord, Boot, Event, Input, Node, Persisted, Trace, Transmit};

@@ -24,6 +24,13 @@ pub struct Persisted {
     pub max_tm: Duration,
     /// The adoption record of each lease key.
     pub records: BTreeMap<LeaseKey, AdoptionRecord>,
+    /// The voter set of the config this node runs (empty: never ran).
+    pub voters: BTreeSet<Name>,
+    /// During a rollout, the previous voter sets (joint majorities survive a restart).
+    pub joint_old: Vec<BTreeSet<Name>>,
+    /// Set from the first start until every voter reported our digest: the voter set a rollout comes from is
+    /// unknown, so no majority is ever enough (DESIGN.md §4.4).
+    pub joint_unknown: bool,
 }
 
 /// What lets a restarted agent adopt a running group (DESIGN.md §4.7).
@@ -55,6 +62,29 @@ pub struct Boot {
     /// Simulation self-test only: a deliberately planted bug.
     #[doc(hidden)]
     pub bug: Option<PlantedBug>,
+    /// Simulation only: record [`Trace`] entries for the invariant checker.
+    #[doc(hidden)]
+    pub trace: bool,
+}
+
+/// What the simulation's checker observes inside a core (never used by the agent).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trace {
+    /// This node's acceptor accepted `ballot` on `key` and excludes others until `until` (lease clock).
+    Accepted {
+        /// The key.
+        key: LeaseKey,
+        /// The ballot accepted.
+        ballot: Ballot,
+        /// End of the exclusion.
+        until: Duration,
+    },
+    /// This node started a round with `ballot` (after persisting it).
+    Prepared {
+        /// The ballot.
+        ballot: Ballot,
+    },
 }
 
 /// An input to the core.
@@ -179,8 +209,8 @@ pub struct Transmit {
 #[derive(Debug)]
 pub struct Node {
     pub(super) cfg: Config,
-    /// Voters of the previous config until every voter reports the new digest (joint majorities, §4.4).
-    pub(super) old_voters: Option<BTreeSet<Name>>,
+    /// Voter sets of previous configs until every voter reports the new digest (joint majorities, §4.4).
+    pub(super) old_voters: Vec<BTreeSet<Name>>,
     pub(super) id: NodeId,
     pub(super) incarnation: u64,
     pub(super) boot_id: u64,
@@ -199,6 +229,13 @@ pub struct Node {
     pub(super) tie_breaker_ok: bool,
     /// The highest round seen from anyone (the next ballot goes above it).
     pub(super) seen_round: u64,
+    pub(super) trace: Option<Vec<Trace>>,
+    /// A node that never ran cannot know the voter set a rollout comes from: it proposes nothing until every
+    /// voter of its config reports its digest (DESIGN.md §4.4, conservatively).
+    pub(super) joint_unknown: bool,
+    /// When every voter reported our digest, the joint phase still lasts until leases granted by an old-only
+    /// majority have run out: this instant.
+    joint_exit_at: Option<Duration>,
 }
 
 impl Node {
@@ -211,10 +248,22 @@ impl Node {
             now + cfg.exclusion(persisted.max_tm)
         };
         persisted.max_tm = persisted.max_tm.max(cfg.tm());
+        let voters = cfg.voters();
+        let joint_unknown =
+            (persisted.voters.is_empty() || persisted.joint_unknown) && cfg.policy == QuorumPolicy::Majority;
+        persisted.joint_unknown = joint_unknown;
+        let mut old_voters = persisted.joint_old.clone();
+        if !persisted.voters.is_empty() && persisted.voters != voters {
+            old_voters.push(persisted.voters.clone());
+        }
+        persisted.voters = voters;
+        persisted.joint_old = old_voters.clone();
         let acceptor = Acceptor::new(quarantine, persisted.max_tm, cfg.drift);
         let members = Membership::new(cfg.nodes.keys(), &cfg.me);
         let mut node = Node {
-            old_voters: None,
+            old_voters,
+            joint_unknown,
+            joint_exit_at: None,
             id: boot.id,
             incarnation: boot.incarnation,
             boot_id: boot.boot_id,
@@ -232,6 +281,7 @@ impl Node {
             bug: boot.bug,
             tie_breaker_ok: false,
             seen_round: 0,
+            trace: boot.trace.then(Vec::new),
             cfg,
         };
         node.events.push_back(Event::Persist(node.persisted.clone()));
@@ -257,6 +307,12 @@ impl Node {
     /// The peers as seen from here (for `status`).
     pub fn peers(&self) -> &Membership {
         &self.members
+    }
+
+    /// Simulation only: drains the checker's trace.
+    #[doc(hidden)]
+    pub fn drain_trace(&mut self) -> Vec<Trace> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Feeds one input; then drain the polls.
@@ -305,7 +361,7 @@ impl Node {
     /// Every voter of the current and, during a rollout, the previous config.
     pub(super) fn all_voters(&self) -> BTreeSet<Name> {
         let mut v = self.cfg.voters();
-        if let Some(old) = &self.old_voters {
+        for old in &self.old_voters {
             v.extend(old.iter().cloned());
         }
         v
@@ -320,13 +376,17 @@ impl Node {
     pub(super) fn is_quorum(&self, yes: &BTreeSet<Name>) -> bool {
         let majority = |set: &BTreeSet<Name>| 2 * set.iter().filter(|v| yes.contains(*v)).count() > set.len();
         let new_ok = majority(&self.cfg.voters());
-        match &self.old_voters {
-            Some(old) if self.bug != Some(PlantedBug::NoJointMajority) => new_ok && majority(old),
-            _ => new_ok,
+        if self.joint_unknown && self.bug != Some(PlantedBug::NoJointMajority) {
+            return false;
         }
+        if self.bug == Some(PlantedBug::NoJointMajority) {
+            return new_ok;
+        }
+        new_ok && self.old_voters.iter().all(majority)
     }
 
     fn drive(&mut self, now: Duration) {
+        self.end_joint_phase(now);
         for (name, state) in self.members.update(now, self.cfg.warn_time, self.cfg.dead_time) {
             self.events.push_back(Event::PeerState { node: name, state });
         }
@@ -405,7 +465,7 @@ impl Node {
 
     fn on_record(&mut self, now: Duration, from: &Name, id: NodeId, record: Record) {
         match record {
-            Record::Heartbeat { digest, heard } => self.on_heartbeat(from, digest, heard),
+            Record::Heartbeat { digest, heard } => self.on_heartbeat(now, from, digest, heard),
             Record::Held { key, round, left_ms } => {
                 self.see_round(round);
                 if let Some(p) = self.members.peers.get_mut(from) {
@@ -423,6 +483,12 @@ impl Node {
                 self.see_round(p.round);
                 self.see_tm(Duration::from_millis(u64::from(p.tm_ms)));
                 if let Some(a) = self.acceptor.on_accept(now, id, &p) {
+                    if a.ok
+                        && let Some(t) = self.trace.as_mut()
+                    {
+                        let ballot = Ballot { round: p.round, node: id };
+                        t.push(Trace::Accepted { key: p.key, ballot, until: now + self.acceptor.exclusion() });
+                    }
                     self.send(from, Record::Accepted(a));
                 }
             }
@@ -440,7 +506,7 @@ impl Node {
         }
     }
 
-    fn on_heartbeat(&mut self, from: &Name, digest: [u8; 8], heard: Vec<wire::NodeId>) {
+    fn on_heartbeat(&mut self, now: Duration, from: &Name, digest: [u8; 8], heard: Vec<wire::NodeId>) {
         let Some(p) = self.members.peers.get_mut(from) else { return };
         if p.digest != Some(digest) && digest != self.cfg.digest {
             self.events.push_back(Event::ConfigDrift { node: from.clone(), digest });
@@ -448,13 +514,28 @@ impl Node {
         p.digest = Some(digest);
         p.heard = heard.into_iter().collect();
         // §4.4: the joint phase ends when every voter reports the new digest.
-        if self.old_voters.is_some() {
-            let all_new = self.cfg.voters().iter().filter(|v| **v != self.cfg.me).all(|v| {
-                self.members.peers.get(v).is_some_and(|p| p.digest == Some(self.cfg.digest))
-            });
-            if all_new {
-                self.old_voters = None;
+        if !self.old_voters.is_empty() || self.joint_unknown {
+            let all_new = self
+                .cfg
+                .voters()
+                .iter()
+                .filter(|v| **v != self.cfg.me)
+                .all(|v| self.members.peers.get(v).is_some_and(|p| p.digest == Some(self.cfg.digest)));
+            if all_new && self.joint_exit_at.is_none() {
+                let d_a = self.acceptor.exclusion();
+                self.joint_exit_at = Some(now + d_a.mul_f64((1.0 + self.cfg.drift) / (1.0 - self.cfg.drift)));
             }
+        }
+    }
+
+    fn end_joint_phase(&mut self, now: Duration) {
+        if self.joint_exit_at.is_some_and(|t| now >= t) {
+            self.joint_exit_at = None;
+            self.old_voters.clear();
+            self.joint_unknown = false;
+            self.persisted.joint_unknown = false;
+            self.persisted.joint_old.clear();
+            self.persist();
         }
     }
 
@@ -473,8 +554,12 @@ impl Node {
     fn reconfigure(&mut self, now: Duration, cfg: Config) {
         let old = self.cfg.voters();
         if cfg.voters() != old && cfg.policy == QuorumPolicy::Majority {
-            self.old_voters = Some(self.old_voters.take().unwrap_or(old));
+            self.old_voters.push(old);
         }
+        self.joint_exit_at = None;
+        self.persisted.voters = cfg.voters();
+        self.persisted.joint_old = self.old_voters.clone();
+        self.persist();
         self.see_tm(cfg.tm());
         self.members.reconfigure(cfg.nodes.keys(), &cfg.me);
         self.cfg = cfg;

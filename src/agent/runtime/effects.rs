@@ -47,31 +47,28 @@ impl Agent {
             let disposition = self.disposition(&group.name);
             let members = Member::zip(group, |n| self.effective(n));
             for effect in plan(&group.name, disposition, &members) {
-                self.execute(&group.name, disposition, effect, group.members.iter());
+                self.execute(&group.name, disposition, effect, &group.members);
             }
         }
     }
 
-    fn execute<'a>(
-        &mut self,
-        group: &Name,
-        disposition: Disposition,
-        effect: Effect,
-        mut members: impl Iterator<Item = &'a Resource>,
-    ) {
-        let resource = |name: &Name, members: &mut dyn Iterator<Item = &'a Resource>| {
-            members.find(|m| m.name() == name).cloned()
+    fn execute(&mut self, group: &Name, disposition: Disposition, effect: Effect, members: &[Resource]) {
+        let service = |name: &Name| {
+            members.iter().find_map(|m| match m {
+                Resource::Service(s) if s.name == *name => Some(s.clone()),
+                _ => None,
+            })
         };
         match effect {
             Effect::AddAddress(name) => self.spawn_add(group, &name),
             Effect::RemoveAddress(name) => self.spawn_remove(&name),
             Effect::Start(name) => {
-                if let Some(Resource::Service(s)) = resource(&name, &mut members) {
+                if let Some(s) = service(&name) {
                     self.spawn_service(s, Action::Start);
                 }
             }
             Effect::Stop(name) => {
-                if let Some(Resource::Service(s)) = resource(&name, &mut members) {
+                if let Some(s) = service(&name) {
                     self.spawn_service(s, Action::Stop);
                 }
             }
@@ -86,7 +83,7 @@ impl Agent {
                 if self.stuck.insert(name.clone()) {
                     error!(member = %name, "could not be stopped and may still run; its addresses stay removed, retrying");
                 }
-                if let Some(Resource::Service(s)) = resource(&name, &mut members) {
+                if let Some(s) = service(&name) {
                     self.spawn_service(s, Action::Stop);
                     self.cooldown.insert(name, Instant::now() + RETRY * 5);
                 }
@@ -259,9 +256,12 @@ impl Agent {
     fn count_failure(&mut self, name: &Name) {
         let now = Instant::now();
         self.fails.record(name, now);
-        let over = self.state.groups.values().find(|g| g.members.iter().any(|m| m.name() == name)).and_then(|g| {
-            self.fails.over_threshold(g, now).map(|_| (g.name.clone(), g.migration_threshold))
-        });
+        let over = self
+            .state
+            .groups
+            .values()
+            .find(|g| g.members.iter().any(|m| m.name() == name))
+            .and_then(|g| self.fails.over_threshold(g, now).map(|_| (g.name.clone(), g.migration_threshold)));
         if let Some((group, threshold)) = over {
             // The core has no failcount input yet (issue 3): the group cannot be given up to a peer here.
             error!(group = %group, threshold, "migration threshold reached; giving the group up is not implemented yet");
@@ -298,12 +298,19 @@ impl Agent {
 }
 
 /// Probes (bounded), then adds the address with a lifetime up to the lease deadline.
-async fn add_address(nl: &Netlink, addr: &FloatingAddr, probe_wait: Duration, deadline: Duration) -> Result<(), String> {
+async fn add_address(
+    nl: &Netlink,
+    addr: &FloatingAddr,
+    probe_wait: Duration,
+    deadline: Duration,
+) -> Result<(), String> {
     let ip = addr.address.addr();
     if !probe_wait.is_zero() {
         match net::probe(nl, &addr.ifname, ip, probe_wait).await {
             // RFC 5227 §2.1.1 would back off; the lease says this node may hold it, so it proceeds (§4.11).
-            Ok(ProbeResult::Conflict { mac }) => warn!(address = %ip, mac = format_mac(mac), "address conflict: another host answered the probe; proceeding under the lease"),
+            Ok(ProbeResult::Conflict { mac }) => {
+                warn!(address = %ip, mac = format_mac(mac), "address conflict: another host answered the probe; proceeding under the lease")
+            }
             Ok(ProbeResult::Clear) => {}
             Err(e) => warn!(address = %ip, "probe failed: {e}; proceeding"),
         }

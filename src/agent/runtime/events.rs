@@ -12,8 +12,8 @@ use crate::manifest::model::Resource;
 use crate::manifest::values::Name;
 use crate::proto::Event;
 use crate::sys::clock::LeaseClock;
-use crate::sys::net::addr::FloatingAddr;
-use crate::sys::net::events::NetEvent;
+use crate::sys::net::FloatingAddr;
+use crate::sys::net::NetEvent;
 
 impl Agent {
     /// Drains the core: events first (a `Persist` is written before anything polled after it is sent), then
@@ -129,7 +129,10 @@ impl Agent {
         }
         let adopted: Vec<String> = self.adopt_until.keys().map(ToString::to_string).collect();
         if !adopted.is_empty() {
-            info!(groups = adopted.join(","), "live leases from before the restart: adopting, adding nothing until confirmed");
+            info!(
+                groups = adopted.join(","),
+                "live leases from before the restart: adopting, adding nothing until confirmed"
+            );
         }
     }
 
@@ -180,7 +183,8 @@ impl Agent {
                 return;
             }
         };
-        let Some(ip) = self.state.groups.values().flat_map(|g| g.floating_ips()).find(|ip| ip.address.addr() == address)
+        let Some(ip) =
+            self.state.groups.values().flat_map(|g| g.floating_ips()).find(|ip| ip.address.addr() == address)
         else {
             return;
         };
@@ -196,6 +200,11 @@ impl Agent {
 
     /// Builds the kernel layer's view of a FloatingIP member.
     pub(super) fn floating_addr(&self, name: &Name) -> Option<(FloatingAddr, crate::manifest::model::FloatingIp)> {
-        self.state.groups.values().flat_map(|g| g.floating_ips()).find(|ip| ip.name == *name).map(|ip| (FloatingAddr::from(ip), ip.clone()))
+        self.state
+            .groups
+            .values()
+            .flat_map(|g| g.floating_ips())
+            .find(|ip| ip.name == *name)
+            .map(|ip| (FloatingAddr::from(ip), ip.clone()))
     }
 }
