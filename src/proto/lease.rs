@@ -54,6 +54,9 @@ pub(crate) struct Lease {
     pub stopping: Option<Name>,
     /// We are a hand-over target: acquire at once.
     pub go_now: bool,
+    /// This round follows a Release addressed to us: the previous holder removed the address before releasing,
+    /// so no strict wait is needed (DESIGN.md §4.11: a move costs no probe either).
+    pub handed: bool,
     /// Under `ignore`: the claimant we last reported a conflict with.
     pub conflict: Option<Name>,
 }
@@ -80,6 +83,7 @@ impl Lease {
             adopting: false,
             stopping: None,
             go_now: false,
+            handed: false,
             conflict: None,
         }
     }
@@ -89,7 +93,7 @@ impl Lease {
         let mut t = Duration::MAX;
         if let Some(d) = self.holding {
             t = t.min(d.saturating_sub(cfg.margin));
-            if self.phase == Phase::Idle {
+            if self.phase == Phase::Idle && !self.adopting {
                 t = t.min(self.next_renew.max(self.retry_at));
             }
         }
@@ -232,19 +236,26 @@ impl Node {
     }
 
     /// The candidates for a group from this node's view (§4.9 −∞ rules: offline, not heard both ways, witness).
-    pub(super) fn candidates(&self) -> Vec<Candidate> {
+    /// A hand-over target must also have said it is ready (`for_hand_over`); a vacancy's ranking does not wait for
+    /// that, so a peer finishing its start-up grace a heartbeat late is not overtaken by a lower-ranked one.
+    pub(super) fn candidates(&self, for_hand_over: bool) -> Vec<Candidate> {
         let me = &self.cfg.me;
+        let ready = |n: &Name| self.members.peers.get(n).is_some_and(|p| p.ready);
         self.cfg
             .nodes
             .keys()
             .filter(|n| self.cfg.is_member(n))
-            .map(|n| Candidate { name: n.clone(), eligible: n == me || self.members.both_ways(n, self.id) })
+            .map(|n| {
+                let eligible =
+                    if n == me { self.can_propose() } else { self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over) };
+                Candidate { name: n.clone(), eligible }
+            })
             .collect()
     }
 
     fn ranking(&self, group: &Name, holder: Option<&Name>) -> Vec<(Name, i64)> {
         match self.cfg.groups.get(group) {
-            Some(g) => placement::rank(&g.prefer, g.stickiness, holder, &self.candidates()),
+            Some(g) => placement::rank(&g.prefer, g.stickiness, holder, &self.candidates(holder.is_some())),
             None => Vec::new(),
         }
     }
@@ -277,12 +288,13 @@ impl Node {
                 return;
             };
             let grace = self.started + self.cfg.init_dead;
-            let at = (since + self.cfg.interval * u32::try_from(rank).unwrap_or(u32::MAX)).max(grace);
+            let at = since.max(grace) + self.cfg.interval * u32::try_from(rank).unwrap_or(u32::MAX);
             if now < at {
                 l.want_at = Some(at);
                 return;
             }
         }
+        l.handed = l.go_now;
         l.go_now = false;
         match self.cfg.policy {
             QuorumPolicy::Majority => self.start_round(now, l),
@@ -410,7 +422,7 @@ impl Node {
             self.events.push_back(Event::Adopted { group, key, deadline, ballot });
         } else if l.active {
             self.events.push_back(Event::Renewed { group, key, deadline, ballot });
-        } else if fresh && self.cfg.strict {
+        } else if fresh && self.cfg.strict && !l.handed {
             l.strict_until = Some(now + self.cfg.strict_wait());
         } else if l.strict_until.is_none() {
             l.active = true;
@@ -435,9 +447,12 @@ impl Node {
         let to_id = to.and_then(|n| self.members.peers.get(n)).and_then(|p| p.id);
         let round = l.ballot.round.max(l.held_ballot.round);
         let everyone: Vec<Name> = self.cfg.nodes.keys().cloned().collect();
+        let record = Record::Release { key: l.key, round, to: to_id };
         for n in everyone {
-            self.send(&n, Record::Release { key: l.key, round, to: to_id });
+            self.send(&n, record.clone());
         }
+        self.releases.retain(|(r, _)| !matches!(r, Record::Release { key, .. } if *key == l.key));
+        self.releases.push((record, now + self.cfg.dead_time));
         l.holding = None;
         l.active = false;
         l.stopping = None;

@@ -40,6 +40,10 @@ pub struct PeerView {
     pub digest: Option<[u8; 8]>,
     /// Peers it hears (from its last heartbeat).
     pub heard: BTreeSet<NodeId>,
+    /// It says it could acquire a group now.
+    pub ready: bool,
+    /// Rounds it released per key: a reordered `Held` at or below them is stale.
+    pub released: BTreeMap<LeaseKey, u64>,
     /// Leases it claims: round and claim expiry on our clock.
     pub held: BTreeMap<LeaseKey, (u64, Duration)>,
     /// Last HMAC failure from its address (alive but misconfigured, §4.8).
@@ -57,6 +61,8 @@ impl PeerView {
             state: PeerState::Unknown,
             digest: None,
             heard: BTreeSet::new(),
+            ready: false,
+            released: BTreeMap::new(),
             held: BTreeMap::new(),
             auth_failed: None,
         }

@@ -236,6 +236,8 @@ pub struct Node {
     /// When every voter reported our digest, the joint phase still lasts until leases granted by an old-only
     /// majority have run out: this instant.
     joint_exit_at: Option<Duration>,
+    /// Releases still repeated in heartbeats, until when.
+    pub(super) releases: Vec<(Record, Duration)>,
 }
 
 impl Node {
@@ -264,6 +266,7 @@ impl Node {
             old_voters,
             joint_unknown,
             joint_exit_at: None,
+            releases: Vec::new(),
             id: boot.id,
             incarnation: boot.incarnation,
             boot_id: boot.boot_id,
@@ -400,7 +403,11 @@ impl Node {
 
     fn heartbeat(&mut self, now: Duration) {
         let heard = self.members.heard();
-        let mut records = vec![Record::Heartbeat { digest: self.cfg.digest, heard }];
+        let ready = self.ready(now);
+        let mut records = vec![Record::Heartbeat { digest: self.cfg.digest, heard, ready }];
+        // A Release is repeated in heartbeats for deadTime, so one lost datagram does not stall a hand-over.
+        self.releases.retain(|(_, until)| *until > now);
+        records.extend(self.releases.iter().map(|(r, _)| r.clone()));
         for l in self.leases.values() {
             if let Some(deadline) = l.holding.filter(|d| *d > now) {
                 let left_ms = u32::try_from((deadline - now).as_millis()).unwrap_or(u32::MAX);
@@ -465,10 +472,17 @@ impl Node {
 
     fn on_record(&mut self, now: Duration, from: &Name, id: NodeId, record: Record) {
         match record {
-            Record::Heartbeat { digest, heard } => self.on_heartbeat(now, from, digest, heard),
+            Record::Heartbeat { digest, heard, ready } => {
+                if let Some(p) = self.members.peers.get_mut(from) {
+                    p.ready = ready;
+                }
+                self.on_heartbeat(now, from, digest, heard)
+            }
             Record::Held { key, round, left_ms } => {
                 self.see_round(round);
-                if let Some(p) = self.members.peers.get_mut(from) {
+                if let Some(p) = self.members.peers.get_mut(from)
+                    && p.released.get(&key).is_none_or(|r| round > *r)
+                {
                     p.held.insert(key, (round, now + Duration::from_millis(u64::from(left_ms))));
                 }
             }
@@ -498,6 +512,8 @@ impl Node {
                 self.acceptor.on_release(id, key, round);
                 if let Some(p) = self.members.peers.get_mut(from) {
                     p.held.remove(&key);
+                    let r = p.released.entry(key).or_insert(0);
+                    *r = (*r).max(round);
                 }
                 if to == Some(self.id) {
                     self.hand_over_target(now, key);
@@ -526,6 +542,18 @@ impl Node {
                 self.joint_exit_at = Some(now + d_a.mul_f64((1.0 + self.cfg.drift) / (1.0 - self.cfg.drift)));
             }
         }
+    }
+
+    /// Whether this node could acquire a group now: a member, out of the start-up grace and of any unknown joint
+    /// phase (heartbeats carry it so a holder hands over only to a target that can take the group).
+    pub(super) fn ready(&self, now: Duration) -> bool {
+        now >= self.started + self.cfg.init_dead && self.can_propose()
+    }
+
+    /// A member that knows which majorities it needs (its own eligibility; the start-up grace aside).
+    pub(super) fn can_propose(&self) -> bool {
+        let quorum_known = !self.joint_unknown || self.bug == Some(PlantedBug::NoJointMajority);
+        self.cfg.is_member(&self.cfg.me) && quorum_known
     }
 
     fn end_joint_phase(&mut self, now: Duration) {

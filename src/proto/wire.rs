@@ -61,6 +61,8 @@ pub enum Record {
         digest: [u8; 8],
         /// Peers the sender heard within deadTime.
         heard: Vec<NodeId>,
+        /// The sender could acquire a group now (a hand-over target must confirm this first, §4.9).
+        ready: bool,
     },
     /// The sender holds `key` under ballot `(round, sender)` for `left_ms` more.
     Held {
@@ -277,9 +279,10 @@ fn put_answer(out: &mut Vec<u8>, tag: u8, a: &Answer) {
 
 fn put_record(out: &mut Vec<u8>, r: &Record) {
     match r {
-        Record::Heartbeat { digest, heard } => {
+        Record::Heartbeat { digest, heard, ready } => {
             out.push(1);
             out.extend_from_slice(digest);
+            out.push(u8::from(*ready));
             let n = u8::try_from(heard.len()).unwrap_or(u8::MAX);
             out.push(n);
             for id in heard.iter().take(usize::from(n)) {
@@ -380,9 +383,14 @@ impl Reader<'_> {
         Ok(match tag {
             1 => {
                 let digest = self.array()?;
+                let ready = match self.u8()? {
+                    0 => false,
+                    1 => true,
+                    f => return Err(WireError::Malformed(f)),
+                };
                 let n = self.u8()?;
                 let heard = (0..n).map(|_| self.array().map(NodeId)).collect::<Result<_, _>>()?;
-                Record::Heartbeat { digest, heard }
+                Record::Heartbeat { digest, heard, ready }
             }
             2 => Record::Held { key: self.key()?, round: self.u64()?, left_ms: self.u32()? },
             3 => Record::Prepare(self.proposal()?),
@@ -418,7 +426,7 @@ mod tests {
         let key: LeaseKey = "192.0.2.10".parse().unwrap();
         let b = Ballot { round: 7, node: NodeId([3; 16]) };
         vec![
-            Record::Heartbeat { digest: [1; 8], heard: vec![NodeId([2; 16])] },
+            Record::Heartbeat { digest: [1; 8], heard: vec![NodeId([2; 16])], ready: true },
             Record::Held { key, round: 9, left_ms: 800 },
             Record::Prepare(Proposal { key, round: 4, tm_ms: 1100, voters: 42 }),
             Record::Accept(Proposal { key: "2001:db8::1".parse().unwrap(), round: 4, tm_ms: 1100, voters: 42 }),

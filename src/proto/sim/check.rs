@@ -54,6 +54,10 @@ pub(crate) struct Checker {
     pub last_holder: BTreeMap<LeaseKey, usize>,
     /// Count of tolerated stale overlaps.
     pub stale_overlaps: u64,
+    /// A new holder after a vacancy longer than this is a refill, not a change of holder (a hand-over's gap is
+    /// a stop and an add, well below the lease).
+    pub refill_gap: Duration,
+    vacant_since: BTreeMap<LeaseKey, Duration>,
 }
 
 fn violation(invariant: &'static str, at: Duration, detail: String) -> Violation {
@@ -128,11 +132,15 @@ impl Checker {
                 _ => None,
             };
             if let Some(h) = unique {
+                let gap = self.vacant_since.remove(&key).map(|t| now - t).unwrap_or_default();
                 if let Some(prev) = self.last_holder.insert(key, h)
                     && prev != h
+                    && gap < self.refill_gap
                 {
                     self.changes.push((now, key, prev, h));
                 }
+            } else if hs.is_empty() {
+                self.vacant_since.entry(key).or_insert(now);
             }
             self.holder.insert(key, unique);
         }

@@ -204,6 +204,7 @@ impl World {
         let mut checker = Checker::default();
         checker.strict = strict;
         checker.majority = s.policy == QuorumPolicy::Majority;
+        checker.refill_gap = t.lease;
         World {
             rng,
             now: Duration::ZERO,

@@ -174,7 +174,9 @@ impl World {
         let node = &self.nodes[i];
         let local = node.local(now);
         let live = node.deadlines.get(&key).copied().filter(|d| local + margin < *d);
-        match (delete, live, node.kernel.contains_key(&key)) {
+        let adding = node.slow.iter().any(|e| matches!(e, Effect::Add(k) if *k == key));
+        match (delete, live, node.kernel.contains_key(&key) || !adding) {
+            // Level-triggered like the reconciler: a live lease whose address is missing gets it (again).
             (false, Some(d), true) => {
                 let expires = now + self.lifetime(i, d - local);
                 self.nodes[i].kernel.insert(key, KernelAddr { expires, stale: false });
