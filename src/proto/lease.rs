@@ -246,8 +246,11 @@ impl Node {
             .keys()
             .filter(|n| self.cfg.is_member(n))
             .map(|n| {
-                let eligible =
-                    if n == me { self.can_propose() } else { self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over) };
+                let eligible = if n == me {
+                    self.can_propose()
+                } else {
+                    self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over)
+                };
                 Candidate { name: n.clone(), eligible }
             })
             .collect()

@@ -198,7 +198,10 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     info!(node = %me, uuid = %uuid, incarnation, key = keys.current.fingerprint(), "agent starting");
     let (tx, rx) = mpsc::channel(1024);
     let (exits_tx, mut exits_rx) = mpsc::unbounded_channel();
-    let drivers = DriverContext::new(Some(exits_tx));
+    let mut drivers = DriverContext::new(Some(exits_tx));
+    // `run` processes are recorded so that a restarted or re-executed agent adopts them instead of starting a
+    // second copy (DESIGN.md §4.7).
+    drivers.supervisor = drivers.supervisor.clone().with_records(opts.state_dir.join("run"));
     let mut agent = Agent {
         me,
         node,
