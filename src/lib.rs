@@ -6,4 +6,5 @@ pub mod api;
 pub mod cli;
 pub mod lab;
 pub mod manifest;
+pub mod proto;
 pub mod sys;

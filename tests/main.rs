@@ -4,11 +4,13 @@
 // Tests time real processes and kernels from outside; the no-clock rule is for the protocol core.
 #![allow(clippy::disallowed_methods)]
 
+mod agent;
 mod drivers;
 mod lab;
 mod manifests;
 mod model;
 mod net;
 mod plan;
+mod sim;
 mod support;
 mod watch;

@@ -2,4 +2,6 @@
 //! The runtime that binds it to the OS arrives with the protocol core (issue 4).
 
 pub mod config;
+pub mod persist;
 pub mod plan;
+pub mod runtime;

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each parsing its arguments and calling the library.
 
+mod agent;
 mod keygen;
 mod lab;
 mod schema;
@@ -34,6 +35,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Write a new random cluster key (mode 0600) for the Cluster's authKeyFile.
     Keygen(keygen::Args),
+    /// Run the node agent: reconcile the manifests into addresses and services, with the peers.
+    Agent(agent::Args),
     /// The one-machine lab: namespaces for ha1, ha2 and a client, nginx and a node daemon (root only).
     Lab(lab::Args),
 }
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Lab(args) => lab::run(args),
     }
 }

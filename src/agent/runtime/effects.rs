@@ -1,0 +1,344 @@
+//! Carrying out the plan: each effect runs in its own task with its own time limit and comes back as a
+//! [`Done`] value; the member is `Busy` until then, so the planner never doubles an action.
+
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use super::{Agent, Msg, RETRY};
+use crate::agent::plan::{Disposition, Effect, Member, Observed, plan};
+use crate::manifest::model::{Announce, Resource, Service};
+use crate::manifest::values::Name;
+use crate::proto::Input;
+use crate::sys::clock::LeaseClock;
+use crate::sys::net::{self, FloatingAddr, Lifetime, Netlink, ProbeResult, Renewal, format_mac};
+use crate::sys::service::{self, Action, Outcome, ProcessExit};
+
+/// Stale holders' addresses expire by this much after the lease (DESIGN.md §4.6: kernel expiry is coarse).
+const KERNEL_EXPIRY_SLACK: Duration = Duration::from_millis(1250);
+
+/// The result of an effect.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// An address was added (or not).
+    Added(Name, Result<(), String>),
+    /// An address was removed (or not).
+    Removed(Name, Result<(), String>),
+    /// A lifetime renewal finished.
+    Renewed(Name, Result<Renewal, String>),
+    /// A service action finished.
+    Service(Name, Action, Outcome),
+}
+
+impl Agent {
+    pub(super) fn busy(&self, member: &Name) -> bool {
+        self.observed.get(member) == Some(&Observed::Busy)
+            || self.cooldown.get(member).is_some_and(|t| *t > Instant::now())
+    }
+
+    fn effective(&self, member: &Name) -> Observed {
+        if self.busy(member) { Observed::Busy } else { self.observed.get(member).copied().unwrap_or(Observed::Busy) }
+    }
+
+    /// Plans every group from scratch and starts what is not running yet.
+    pub(super) fn reconcile(&mut self) {
+        let groups: Vec<_> = self.state.groups.values().cloned().collect();
+        for group in &groups {
+            let disposition = self.disposition(&group.name);
+            let members = Member::zip(group, |n| self.effective(n));
+            for effect in plan(&group.name, disposition, &members) {
+                self.execute(&group.name, disposition, effect, &group.members);
+            }
+        }
+    }
+
+    fn execute(&mut self, group: &Name, disposition: Disposition, effect: Effect, members: &[Resource]) {
+        let service = |name: &Name| {
+            members.iter().find_map(|m| match m {
+                Resource::Service(s) if s.name == *name => Some(s.clone()),
+                _ => None,
+            })
+        };
+        match effect {
+            Effect::AddAddress(name) => self.spawn_add(group, &name),
+            Effect::RemoveAddress(name) => self.spawn_remove(&name),
+            Effect::Start(name) => {
+                if let Some(s) = service(&name) {
+                    self.spawn_service(s, Action::Start);
+                }
+            }
+            Effect::Stop(name) => {
+                if let Some(s) = service(&name) {
+                    self.spawn_service(s, Action::Stop);
+                }
+            }
+            Effect::Stopped(g) => {
+                if disposition == Disposition::HandOver {
+                    info!(group = %g, "members stopped: releasing the lease");
+                    self.node.handle(LeaseClock::read(), Input::Stopped(g.clone()));
+                    self.set_disposition(&g, Disposition::Elsewhere);
+                }
+            }
+            Effect::StuckStopping(name) => {
+                if self.stuck.insert(name.clone()) {
+                    error!(member = %name, "could not be stopped and may still run; its addresses stay removed, retrying");
+                }
+                if let Some(s) = service(&name) {
+                    self.spawn_service(s, Action::Stop);
+                    self.cooldown.insert(name, Instant::now() + RETRY * 5);
+                }
+            }
+        }
+    }
+
+    fn spawn_add(&mut self, group: &Name, name: &Name) {
+        let (Some((addr, ip)), Some(deadline)) = (self.floating_addr(name), self.deadlines.get(group).copied()) else {
+            return;
+        };
+        self.observed.insert(name.clone(), Observed::Busy);
+        let (nl, tx, name) = (self.netlink.clone(), self.tx.clone(), name.clone());
+        tokio::spawn(async move {
+            let result = add_address(&nl, &addr, ip.announce.probe_wait, deadline).await;
+            let _ = tx.send(Msg::Done(Done::Added(name, result))).await;
+        });
+    }
+
+    fn spawn_remove(&mut self, name: &Name) {
+        let Some((addr, _)) = self.floating_addr(name) else { return };
+        if let Some(task) = self.announcers.remove(name) {
+            task.abort();
+        }
+        self.observed.insert(name.clone(), Observed::Busy);
+        let (nl, tx, name) = (self.netlink.clone(), self.tx.clone(), name.clone());
+        tokio::spawn(async move {
+            let result = nl.remove(&addr).await.map(|_| ()).map_err(|e| e.to_string());
+            let _ = tx.send(Msg::Done(Done::Removed(name, result))).await;
+        });
+    }
+
+    pub(super) fn spawn_service(&mut self, service: Service, action: Action) {
+        self.observed.insert(service.name.clone(), Observed::Busy);
+        let (ctx, tx) = (self.drivers.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let outcome = service::run(action, &service, &ctx).await;
+            let _ = tx.send(Msg::Done(Done::Service(service.name.clone(), action, outcome))).await;
+        });
+    }
+
+    pub(super) fn spawn_status(&mut self, service: Service) {
+        self.spawn_service(service, Action::Status);
+    }
+
+    /// Renews the kernel lifetime of the group's addresses on the dedicated netlink socket (DESIGN.md §4.6).
+    pub(super) fn renew_addresses(&mut self, group: &Name, deadline: Duration) {
+        let Some(g) = self.state.groups.get(group) else { return };
+        let ips: Vec<Name> = g.floating_ips().map(|ip| ip.name.clone()).collect();
+        for name in ips {
+            if self.observed.get(&name) != Some(&Observed::Up) {
+                continue;
+            }
+            let Some((addr, _)) = self.floating_addr(&name) else { continue };
+            let (nl, tx) = (self.renewals.clone(), self.tx.clone());
+            tokio::spawn(async move {
+                let result = nl.renew(&addr, deadline, &LeaseClock).await.map_err(|e| e.to_string());
+                let _ = tx.send(Msg::Done(Done::Renewed(name, result))).await;
+            });
+        }
+    }
+
+    pub(super) fn cancel_announcements(&mut self, group: &Name) {
+        let Some(g) = self.state.groups.get(group) else { return };
+        for ip in g.floating_ips() {
+            if let Some(task) = self.announcers.remove(&ip.name) {
+                task.abort();
+            }
+        }
+    }
+
+    /// Announces the group's addresses again (a heal, a change of peers): clients must learn the keeper's MAC.
+    pub(super) fn reannounce(&mut self, group: &Name) {
+        let Some(g) = self.state.groups.get(group).cloned() else { return };
+        for ip in g.floating_ips() {
+            if self.observed.get(&ip.name) == Some(&Observed::Up) {
+                self.start_announcer(&ip.name, ip.announce);
+            }
+        }
+    }
+
+    fn start_announcer(&mut self, name: &Name, schedule: Announce) {
+        let Some((addr, _)) = self.floating_addr(name) else { return };
+        let (nl, lease) = (self.netlink.clone(), self.node.config().lease);
+        let task = tokio::spawn(announce(nl, addr, schedule, lease + KERNEL_EXPIRY_SLACK));
+        if let Some(old) = self.announcers.insert(name.clone(), task) {
+            old.abort();
+        }
+    }
+
+    pub(super) fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Added(name, Ok(())) => {
+                info!(address = %name, "floating address added");
+                self.observed.insert(name.clone(), Observed::Up);
+                if let Some((_, ip)) = self.floating_addr(&name) {
+                    self.start_announcer(&name, ip.announce);
+                }
+            }
+            Done::Added(name, Err(e)) => {
+                warn!(address = %name, "add failed: {e}");
+                self.retry_later(name, Observed::Down);
+            }
+            Done::Removed(name, Ok(())) => {
+                info!(address = %name, "floating address removed");
+                self.observed.insert(name, Observed::Down);
+            }
+            Done::Removed(name, Err(e)) => {
+                error!(address = %name, "remove failed: {e}");
+                self.retry_later(name, Observed::Up);
+            }
+            Done::Renewed(name, Ok(Renewal::Fenced { .. })) => {
+                warn!(address = %name, "renewal came after the deadline: address deleted at once");
+                self.observed.insert(name, Observed::Down);
+            }
+            Done::Renewed(_, Ok(Renewal::Renewed(_))) => {}
+            Done::Renewed(name, Err(e)) => warn!(address = %name, "lifetime renewal failed: {e}"),
+            Done::Service(name, action, outcome) => self.on_service(name, action, outcome),
+        }
+    }
+
+    fn retry_later(&mut self, name: Name, observed: Observed) {
+        self.observed.insert(name.clone(), observed);
+        self.cooldown.insert(name, Instant::now() + RETRY);
+    }
+
+    fn on_service(&mut self, name: Name, action: Action, outcome: Outcome) {
+        let interval = self.service(&name).map_or(Duration::from_secs(10), |s| s.monitor.interval);
+        let observed = match (action, &outcome) {
+            (Action::Stop, o) if o.is_stopped() => {
+                self.stuck.remove(&name);
+                info!(service = %name, "stopped ({outcome})");
+                Observed::Down
+            }
+            (Action::Stop, _) => {
+                error!(service = %name, "stop failed: {outcome}; it may still run");
+                Observed::StopFailed
+            }
+            (_, Outcome::Running) => {
+                if action == Action::Start {
+                    info!(service = %name, "started");
+                }
+                self.next_monitor.insert(name.clone(), Instant::now() + interval);
+                Observed::Up
+            }
+            (Action::Status, Outcome::Stopped) => Observed::Down,
+            (Action::Start, _) => {
+                warn!(service = %name, "start failed: {outcome}");
+                self.count_failure(&name);
+                self.cooldown.insert(name.clone(), Instant::now() + RETRY);
+                Observed::Failed
+            }
+            _ => {
+                warn!(service = %name, "monitor failed: {outcome}; restarting it in place");
+                self.count_failure(&name);
+                Observed::Failed
+            }
+        };
+        self.observed.insert(name, observed);
+    }
+
+    pub(super) fn on_exit(&mut self, exit: ProcessExit) {
+        if self.observed.get(&exit.service) == Some(&Observed::Up) {
+            warn!(service = %exit.service, pid = exit.pid, status = exit.status, "process exited by itself; restarting it in place");
+            self.count_failure(&exit.service);
+            self.observed.insert(exit.service, Observed::Failed);
+        }
+    }
+
+    fn count_failure(&mut self, name: &Name) {
+        let now = Instant::now();
+        self.fails.record(name, now);
+        let over = self
+            .state
+            .groups
+            .values()
+            .find(|g| g.members.iter().any(|m| m.name() == name))
+            .and_then(|g| self.fails.over_threshold(g, now).map(|_| (g.name.clone(), g.migration_threshold)));
+        if let Some((group, threshold)) = over {
+            // The core has no failcount input yet (issue 3): the group cannot be given up to a peer here.
+            error!(group = %group, threshold, "migration threshold reached; giving the group up is not implemented yet");
+        }
+    }
+
+    fn service(&self, name: &Name) -> Option<&Service> {
+        self.state.groups.values().flat_map(|g| &g.members).find_map(|m| match m {
+            Resource::Service(s) if s.name == *name => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Starts due monitors of the services of groups this node runs.
+    pub(super) fn monitor(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Service> = self
+            .state
+            .groups
+            .values()
+            .filter(|g| matches!(self.dispositions.get(&g.name), Some(Disposition::Hold)))
+            .flat_map(|g| g.members.iter())
+            .filter_map(|m| match m {
+                Resource::Service(s) if self.effective(&s.name) == Observed::Up => Some(s.clone()),
+                _ => None,
+            })
+            .filter(|s| self.next_monitor.get(&s.name).is_none_or(|t| *t <= now))
+            .collect();
+        for s in due {
+            self.next_monitor.insert(s.name.clone(), now + s.monitor.interval);
+            self.spawn_service(s, Action::Monitor);
+        }
+    }
+}
+
+/// Probes (bounded), then adds the address with a lifetime up to the lease deadline.
+async fn add_address(
+    nl: &Netlink,
+    addr: &FloatingAddr,
+    probe_wait: Duration,
+    deadline: Duration,
+) -> Result<(), String> {
+    let ip = addr.address.addr();
+    if !probe_wait.is_zero() {
+        match net::probe(nl, &addr.ifname, ip, probe_wait).await {
+            // RFC 5227 §2.1.1 would back off; the lease says this node may hold it, so it proceeds (§4.11).
+            Ok(ProbeResult::Conflict { mac }) => {
+                warn!(address = %ip, mac = format_mac(mac), "address conflict: another host answered the probe; proceeding under the lease")
+            }
+            Ok(ProbeResult::Clear) => {}
+            Err(e) => warn!(address = %ip, "probe failed: {e}; proceeding"),
+        }
+    }
+    let lifetime = Lifetime::until(deadline, LeaseClock::read()).ok_or("the lease deadline passed before the add")?;
+    nl.add(addr, lifetime).await.map_err(|e| e.to_string())
+}
+
+/// The announcement schedule of DESIGN.md §4.11: `count` gratuitous ARPs (or NAs) `interval` apart, one more
+/// after a stale holder's lifetime has run out, then a slow refresh. Aborted when the address goes.
+async fn announce(nl: std::sync::Arc<Netlink>, addr: FloatingAddr, schedule: Announce, stale_after: Duration) {
+    let ip = addr.address.addr();
+    let started = tokio::time::Instant::now();
+    for i in 0..schedule.count {
+        if let Err(e) = net::announce(&nl, &addr.ifname, ip).await {
+            warn!(address = %ip, "announce: {e}");
+        }
+        if i + 1 < schedule.count {
+            tokio::time::sleep(schedule.interval).await;
+        }
+    }
+    if schedule.count > 0 {
+        tokio::time::sleep_until(started + stale_after).await;
+        let _ = net::announce(&nl, &addr.ifname, ip).await;
+    }
+    let Some(refresh) = schedule.refresh else { return };
+    loop {
+        tokio::time::sleep(refresh).await;
+        let _ = net::announce(&nl, &addr.ifname, ip).await;
+    }
+}

@@ -1,0 +1,210 @@
+//! What the protocol core and the kernel tell the agent: lease events become dispositions, persistence
+//! happens before any datagram is sent, and addresses seen or lost update the observations.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use super::{Agent, AgentError, RESYNC};
+use crate::agent::plan::{Disposition, Observed};
+use crate::manifest::model::Resource;
+use crate::manifest::values::Name;
+use crate::proto::Event;
+use crate::sys::clock::LeaseClock;
+use crate::sys::net::FloatingAddr;
+use crate::sys::net::NetEvent;
+
+impl Agent {
+    /// Drains the core: events first (a `Persist` is written before anything polled after it is sent), then
+    /// datagrams.
+    pub(super) fn drain(&mut self) -> Result<(), AgentError> {
+        while let Some(event) = self.node.poll_event() {
+            self.on_event(event)?;
+        }
+        while let Some(t) = self.node.poll_transmit() {
+            // A full socket buffer drops the datagram: the protocol retransmits within the round.
+            if let Err(e) = self.socket.try_send_to(&t.bytes, SocketAddr::new(t.to, self.port)) {
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    warn!(to = %t.to, "send: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), AgentError> {
+        match event {
+            Event::Persist(p) => crate::agent::persist::save(&self.dir, &p).map_err(|e| {
+                error!("cannot persist protocol state: {e}; stopping before anything unsafe is sent");
+                e
+            })?,
+            Event::PeerState { node, state } => info!(peer = %node, ?state, "peer"),
+            Event::ConfigDrift { node, digest } => {
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                warn!(peer = %node, digest = hex, "peer runs a different config");
+            }
+            Event::AuthFailed { node } => warn!(peer = %node, "datagram failed authentication (key mismatch?)"),
+            Event::Acquired { group, deadline, ballot, .. } => {
+                info!(group = %group, round = ballot.round, "lease acquired");
+                self.hold(group, deadline);
+            }
+            Event::Adopted { group, deadline, ballot, .. } => {
+                info!(group = %group, round = ballot.round, "lease adopted after restart");
+                self.hold(group, deadline);
+            }
+            Event::Renewed { group, deadline, .. } => {
+                self.deadlines.insert(group.clone(), deadline);
+                self.renew_addresses(&group, deadline);
+            }
+            Event::MustFence { group, .. } => {
+                warn!(group = %group, "lease not renewed in time: fencing (addresses first)");
+                self.set_disposition(&group, Disposition::Fence);
+            }
+            Event::MustStop { group, to } => {
+                info!(group = %group, to = %to, "handing over: stopping members in reverse order");
+                self.set_disposition(&group, Disposition::HandOver);
+            }
+            Event::Released { group, .. } => {
+                info!(group = %group, "lease released");
+                self.set_disposition(&group, Disposition::Elsewhere);
+            }
+            Event::Conflict { group, with, yielded } => {
+                warn!(group = %group, with = %with, yielded, "split brain seen (policy ignore)");
+                if yielded {
+                    self.set_disposition(&group, Disposition::Elsewhere);
+                } else {
+                    self.reannounce(&group);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, group: Name, deadline: Duration) {
+        self.adopt_until.remove(&group);
+        self.deadlines.insert(group.clone(), deadline);
+        self.set_disposition(&group, Disposition::Hold);
+    }
+
+    pub(super) fn set_disposition(&mut self, group: &Name, to: Disposition) {
+        if to != Disposition::Hold {
+            self.deadlines.remove(group);
+            self.cancel_announcements(group);
+        }
+        if self.leaving && to == Disposition::Hold {
+            return;
+        }
+        self.dispositions.insert(group.clone(), to);
+    }
+
+    /// The disposition in force for `group` now; adoption gives way to fencing at its deadline.
+    pub(super) fn disposition(&mut self, group: &Name) -> Disposition {
+        if let Some(until) = self.adopt_until.get(group).copied() {
+            if LeaseClock::read() < until {
+                return Disposition::Adopt;
+            }
+            warn!(group = %group, "adoption not confirmed before the persisted deadline: fencing");
+            self.adopt_until.remove(group);
+            self.dispositions.insert(group.clone(), Disposition::Fence);
+        }
+        self.dispositions.get(group).copied().unwrap_or(Disposition::Elsewhere)
+    }
+
+    /// Learns what runs at start-up: addresses on the interfaces, and each service's status.
+    pub(super) async fn startup(&mut self) {
+        let groups: Vec<_> = self.state.groups.values().cloned().collect();
+        for group in &groups {
+            for member in &group.members {
+                self.observed.insert(member.name().clone(), Observed::Busy);
+            }
+        }
+        self.read_addresses().await;
+        for group in &groups {
+            for member in &group.members {
+                if let Resource::Service(service) = member {
+                    self.spawn_status(service.clone());
+                }
+            }
+        }
+        let adopted: Vec<String> = self.adopt_until.keys().map(ToString::to_string).collect();
+        if !adopted.is_empty() {
+            info!(
+                groups = adopted.join(","),
+                "live leases from before the restart: adopting, adding nothing until confirmed"
+            );
+        }
+    }
+
+    /// Reads the kernel's addresses for every floating address of the config (start-up and resync).
+    pub(super) async fn read_addresses(&mut self) {
+        let ips: Vec<_> = self.state.groups.values().flat_map(|g| g.floating_ips().cloned()).collect();
+        for ip in ips {
+            if self.busy(&ip.name) && self.observed.get(&ip.name) != Some(&Observed::Busy) {
+                continue;
+            }
+            let present = match self.netlink.addresses(&ip.interface.0).await {
+                Ok(list) => list.iter().any(|a| a.address.addr() == ip.address.addr()),
+                Err(e) => {
+                    warn!(address = %ip.name, "cannot read {}: {e}", ip.interface.0);
+                    false
+                }
+            };
+            self.observed.insert(ip.name.clone(), if present { Observed::Up } else { Observed::Down });
+        }
+    }
+
+    /// The periodic look: manifests again, kernel addresses again (events can be missed), stale failures.
+    pub(super) async fn resync(&mut self) {
+        self.next_resync = Instant::now() + RESYNC;
+        self.rescan();
+        self.read_addresses().await;
+        let timeouts: std::collections::BTreeMap<Name, Option<Duration>> = self
+            .state
+            .groups
+            .values()
+            .flat_map(|g| g.members.iter().map(move |m| (m.name().clone(), g.failure_timeout)))
+            .collect();
+        self.fails.expire(Instant::now(), |n| timeouts.get(n).copied().flatten());
+    }
+
+    pub(super) fn on_net(&mut self, event: NetEvent) {
+        let (address, present) = match &event {
+            NetEvent::AddressAdded(a) => (a.address.addr(), true),
+            NetEvent::AddressRemoved(a) => (a.address.addr(), false),
+            NetEvent::Overrun => {
+                warn!("netlink events were lost; re-reading addresses at the next resync");
+                self.next_resync = Instant::now();
+                return;
+            }
+            _ => {
+                // A link change: re-read everything soon (a link that went down flushes IPv6 addresses).
+                self.next_resync = self.next_resync.min(Instant::now() + Duration::from_millis(50));
+                return;
+            }
+        };
+        let Some(ip) =
+            self.state.groups.values().flat_map(|g| g.floating_ips()).find(|ip| ip.address.addr() == address)
+        else {
+            return;
+        };
+        let name = ip.name.clone();
+        if self.busy(&name) {
+            return; // our own add/remove in flight: its result decides
+        }
+        let before = self.observed.insert(name.clone(), if present { Observed::Up } else { Observed::Down });
+        if before == Some(Observed::Up) && !present {
+            warn!(address = %name, "floating address removed from outside; the plan repairs it if this node holds it");
+        }
+    }
+
+    /// Builds the kernel layer's view of a FloatingIP member.
+    pub(super) fn floating_addr(&self, name: &Name) -> Option<(FloatingAddr, crate::manifest::model::FloatingIp)> {
+        self.state
+            .groups
+            .values()
+            .flat_map(|g| g.floating_ips())
+            .find(|ip| ip.name == *name)
+            .map(|ip| (FloatingAddr::from(ip), ip.clone()))
+    }
+}

@@ -1,0 +1,442 @@
+//! `hactl agent`: the daemon that binds the protocol core to the real world (DESIGN.md §3, §4).
+//!
+//! One task owns all state — the protocol core, the config in force, what is observed of every member — and
+//! reads one channel; IO tasks (UDP receive, netlink events, the manifest watcher, signals, effects in flight)
+//! only send into it. After every input the task drains the core (persisting before sending), then plans every
+//! group again from scratch (level-triggered) and starts the effects that are not already running.
+// The agent is the OS layer's user: it reads the lease clock and the wall clock on purpose.
+#![allow(clippy::disallowed_methods)]
+
+mod effects;
+mod events;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::config::{ConfigChange, ConfigTracker};
+use super::plan::{Disposition, Observed};
+use crate::manifest::values::Name;
+use crate::manifest::{self, DesiredState};
+use crate::proto::{self, Boot, Input, Node};
+use crate::sys::clock::LeaseClock;
+use crate::sys::keyfile;
+use crate::sys::net::{NetError, Netlink};
+use crate::sys::net::{NetEvent, NetEvents};
+use crate::sys::sdnotify::Notifier;
+use crate::sys::service::supervise::ProcessExit;
+use crate::sys::service::{DriverContext, FailCounts};
+use crate::sys::state::{self, StateDir, StateError};
+use crate::sys::watch::{LookAgain, ManifestWatcher};
+
+/// How often the manifests are rescanned and the kernel's addresses re-read even without events.
+const RESYNC: Duration = Duration::from_secs(5);
+/// Pause before an effect that failed is tried again, so a broken interface does not spin the loop.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What `hactl agent` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The watched manifest directory.
+    pub manifests: PathBuf,
+    /// This node's name (the hostname by default).
+    pub node: String,
+    /// Where the UUID, incarnation and protocol records live.
+    pub state_dir: PathBuf,
+}
+
+/// Why the agent stopped or refused to start.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// The state directory cannot be used: nothing may be sent without durable ballots.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The key file is missing, malformed or readable by others.
+    #[error(transparent)]
+    Key(#[from] keyfile::KeyFileError),
+    /// Netlink cannot be opened.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// This node is not in the manifests, or the config cannot drive the core.
+    #[error("config: {0}")]
+    Config(String),
+    /// The peer socket cannot be bound.
+    #[error("cannot bind the peer socket {addr}: {source}")]
+    Bind {
+        /// Address and port.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Another OS failure at start-up.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything that reaches the state-owning task.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// A datagram on the peer port.
+    Datagram(IpAddr, Vec<u8>),
+    /// The manifest directory changed.
+    LookAgain,
+    /// An address or link changed.
+    Net(NetEvent),
+    /// An effect finished.
+    Done(effects::Done),
+    /// A supervised `run` process exited by itself.
+    Exit(ProcessExit),
+    /// SIGTERM/SIGINT: leave the cluster.
+    Terminate,
+    /// SIGUSR2: re-execute in place.
+    Reexec,
+}
+
+/// The state-owning task's state.
+pub(crate) struct Agent {
+    me: Name,
+    node: Node,
+    port: u16,
+    tracker: ConfigTracker,
+    state: Arc<DesiredState>,
+    manifests: PathBuf,
+    dir: StateDir,
+    socket: Arc<UdpSocket>,
+    tx: mpsc::Sender<Msg>,
+    netlink: Arc<Netlink>,
+    renewals: Arc<Netlink>,
+    drivers: Arc<DriverContext>,
+    notifier: Notifier,
+    /// Per group: what the protocol says.
+    dispositions: BTreeMap<Name, Disposition>,
+    /// Per group: the lease deadline on the lease clock, while held.
+    deadlines: BTreeMap<Name, Duration>,
+    /// Per group being adopted after a restart: when adoption must give way to fencing.
+    adopt_until: BTreeMap<Name, Duration>,
+    /// Per member: what is observed.
+    observed: BTreeMap<Name, Observed>,
+    /// Per member: no new effect before this instant (after a failure).
+    cooldown: BTreeMap<Name, Instant>,
+    /// Per service: next monitor.
+    next_monitor: BTreeMap<Name, Instant>,
+    /// Per address: its announcement task.
+    announcers: BTreeMap<Name, tokio::task::JoinHandle<()>>,
+    fails: FailCounts,
+    /// Members reported stuck, so the report is made once per change.
+    stuck: BTreeSet<Name>,
+    next_resync: Instant,
+    leaving: bool,
+}
+
+fn wall_clock_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The kernel boot id as the core's number: the first 8 bytes of the boot UUID.
+fn boot_number(boot_id: &str) -> u64 {
+    let hex: String = boot_id.chars().filter(char::is_ascii_hexdigit).take(16).collect();
+    u64::from_str_radix(&hex, 16).unwrap_or(0)
+}
+
+/// Waits for a valid manifest set: a node without a valid config has nothing to run and must not guess.
+async fn first_config(opts: &Options, tracker: &mut ConfigTracker) -> Arc<DesiredState> {
+    loop {
+        match tracker.observe(manifest::load_paths(std::slice::from_ref(&opts.manifests))) {
+            ConfigChange::Rejected { findings } => {
+                for f in &findings {
+                    error!(target: "config", "rejected: {f}");
+                }
+                warn!(target: "config", "waiting for a valid manifest set in {}", opts.manifests.display());
+            }
+            ConfigChange::Applied { digest, .. } => info!(target: "config", digest = &digest[..12], "loaded"),
+            ConfigChange::Unchanged => {}
+        }
+        if let Some(state) = tracker.current() {
+            return state.clone();
+        }
+        tokio::time::sleep(RESYNC).await;
+    }
+}
+
+/// Runs the agent until SIGTERM.
+pub async fn run(opts: Options) -> Result<(), AgentError> {
+    let me = Name(opts.node.clone());
+    let mut tracker = ConfigTracker::default();
+    let state = first_config(&opts, &mut tracker).await;
+    let cfg = proto::Config::from_desired(&state, &me).map_err(|e| AgentError::Config(e.to_string()))?;
+    let keys = keyfile::load(&state.cluster.auth_key_file)?;
+    let dir = StateDir::open(&opts.state_dir)?;
+    let uuid = dir.node_uuid()?;
+    let incarnation = dir.next_incarnation(wall_clock_secs())?;
+    let persisted = super::persist::load(&dir)?;
+    let boot_id = boot_number(&state::boot_id()?);
+    let mut wire_keys = vec![keys.current.0.to_vec()];
+    wire_keys.extend(keys.accepted.iter().map(|k| k.0.to_vec()));
+    let now = LeaseClock::read();
+    let adopt_until = adoption_window(&cfg, &persisted, boot_id, now);
+    let boot = Boot {
+        id: proto::wire::NodeId(*uuid.as_bytes()),
+        incarnation,
+        boot_id,
+        keys: proto::wire::Keys(wire_keys),
+        persisted,
+        bug: None,
+        trace: false,
+    };
+    let address = cfg.nodes.get(&me).map(|p| p.address).ok_or_else(|| AgentError::Config(format!("no node {me}")))?;
+    let bind = SocketAddr::new(address, state.cluster.port);
+    let socket = Arc::new(UdpSocket::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?);
+    let node = Node::new(now, cfg, boot);
+    info!(node = %me, uuid = %uuid, incarnation, key = keys.current.fingerprint(), "agent starting");
+    let (tx, rx) = mpsc::channel(1024);
+    let (exits_tx, mut exits_rx) = mpsc::unbounded_channel();
+    let mut drivers = DriverContext::new(Some(exits_tx));
+    // `run` processes are recorded so that a restarted or re-executed agent adopts them instead of starting a
+    // second copy (DESIGN.md §4.7).
+    drivers.supervisor = drivers.supervisor.clone().with_records(opts.state_dir.join("run"));
+    let mut agent = Agent {
+        me,
+        node,
+        port: state.cluster.port,
+        tracker,
+        state,
+        manifests: opts.manifests.clone(),
+        dir,
+        socket: socket.clone(),
+        tx: tx.clone(),
+        netlink: Arc::new(Netlink::connect()?),
+        renewals: Arc::new(Netlink::connect()?),
+        drivers: Arc::new(drivers),
+        notifier: Notifier::from_env(),
+        dispositions: BTreeMap::new(),
+        deadlines: BTreeMap::new(),
+        adopt_until,
+        observed: BTreeMap::new(),
+        cooldown: BTreeMap::new(),
+        next_monitor: BTreeMap::new(),
+        announcers: BTreeMap::new(),
+        fails: FailCounts::new(),
+        stuck: BTreeSet::new(),
+        next_resync: Instant::now() + RESYNC,
+        leaving: false,
+    };
+    spawn_receiver(socket, tx.clone());
+    let _watcher = spawn_watcher(&opts, tx.clone());
+    spawn_net_events(tx.clone())?;
+    spawn_signals(tx.clone())?;
+    let exit_tx = tx.clone();
+    tokio::spawn(async move {
+        while let Some(exit) = exits_rx.recv().await {
+            if exit_tx.send(Msg::Exit(exit)).await.is_err() {
+                break;
+            }
+        }
+    });
+    agent.startup().await;
+    agent.run_loop(rx).await
+}
+
+/// Groups whose persisted lease is still live in this boot: they are adopted, not torn down (§4.7).
+fn adoption_window(
+    cfg: &proto::Config,
+    persisted: &proto::Persisted,
+    boot_id: u64,
+    now: Duration,
+) -> BTreeMap<Name, Duration> {
+    cfg.groups
+        .iter()
+        .filter_map(|(group, g)| {
+            let record = persisted.records.get(&g.key)?;
+            let until = record.deadline.checked_sub(cfg.margin)?;
+            (record.boot_id == boot_id && !record.released && until > now).then(|| (group.clone(), until))
+        })
+        .collect()
+}
+
+fn spawn_receiver(socket: Arc<UdpSocket>, tx: mpsc::Sender<Msg>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            match socket.recv_from(&mut buf).await {
+                Ok((len, from)) => {
+                    if tx.send(Msg::Datagram(from.ip(), buf[..len].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => warn!("peer socket receive: {e}"),
+            }
+        }
+    });
+}
+
+fn spawn_watcher(opts: &Options, tx: mpsc::Sender<Msg>) -> Option<ManifestWatcher> {
+    let (look_tx, mut look_rx) = mpsc::channel::<LookAgain>(1);
+    let watcher = match ManifestWatcher::start(&opts.manifests, Duration::from_millis(300), look_tx) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(target: "config", "{e}; relying on the {}s resync", RESYNC.as_secs());
+            None
+        }
+    };
+    tokio::spawn(async move {
+        while look_rx.recv().await.is_some() {
+            if tx.send(Msg::LookAgain).await.is_err() {
+                break;
+            }
+        }
+    });
+    watcher
+}
+
+fn spawn_net_events(tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
+    let mut events = NetEvents::subscribe()?;
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            if tx.send(Msg::Net(event)).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+fn spawn_signals(tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = term.recv() => Msg::Terminate,
+                _ = int.recv() => Msg::Terminate,
+                _ = usr2.recv() => Msg::Reexec,
+            };
+            if tx.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Agent {
+    async fn run_loop(&mut self, mut rx: mpsc::Receiver<Msg>) -> Result<(), AgentError> {
+        let _ = self.notifier.notify("READY=1");
+        let mut watchdog = self.notifier.watchdog_interval().map(|w| (w, Instant::now() + w));
+        loop {
+            let now = LeaseClock::read();
+            let wake = self.node.poll_timeout().saturating_sub(now).min(self.next_local_wake());
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = tokio::time::sleep(wake) => None,
+            };
+            if let Some(msg) = msg {
+                if self.on_msg(msg)? {
+                    return Ok(());
+                }
+            }
+            let now = LeaseClock::read();
+            self.node.handle(now, Input::Timeout);
+            self.drain()?;
+            if Instant::now() >= self.next_resync {
+                self.resync().await;
+            }
+            self.reconcile();
+            self.monitor();
+            if let Some((every, next)) = &mut watchdog {
+                if Instant::now() >= *next {
+                    let _ = self.notifier.notify("WATCHDOG=1");
+                    *next = Instant::now() + *every;
+                }
+            }
+            if self.leaving && self.all_down() {
+                info!("every group is down here; exiting");
+                let _ = self.notifier.notify("STOPPING=1");
+                return Ok(());
+            }
+        }
+    }
+
+    /// The earliest local deadline (monitors, cooldowns, resync), as a delay from now.
+    fn next_local_wake(&self) -> Duration {
+        let now = Instant::now();
+        let mut next = self.next_resync;
+        next = self.next_monitor.values().chain(self.cooldown.values()).fold(next, |a, b| a.min(*b));
+        next.saturating_duration_since(now).max(Duration::from_millis(1))
+    }
+
+    /// Handles one message; true when the agent must exit now.
+    fn on_msg(&mut self, msg: Msg) -> Result<bool, AgentError> {
+        let now = LeaseClock::read();
+        match msg {
+            Msg::Datagram(from, bytes) => self.node.handle(now, Input::Datagram { from, bytes: &bytes }),
+            Msg::LookAgain => self.rescan(),
+            Msg::Net(event) => self.on_net(event),
+            Msg::Done(done) => self.on_done(done),
+            Msg::Exit(exit) => self.on_exit(exit),
+            Msg::Terminate => {
+                // The core has no hand-over-on-leave yet: fencing every group is the safe way out (addresses
+                // first); peers take over after the lease instead of at once.
+                info!("SIGTERM: stopping every group on this node before exiting");
+                self.leaving = true;
+                for d in self.dispositions.values_mut() {
+                    *d = Disposition::Fence;
+                }
+            }
+            Msg::Reexec => {
+                info!("SIGUSR2: re-executing in place; groups are kept through adoption");
+                let _ = self.notifier.notify("RELOADING=1");
+                let err = reexec();
+                error!("re-exec failed: {err}; carrying on");
+            }
+        }
+        Ok(false)
+    }
+
+    fn rescan(&mut self) {
+        let scan = manifest::load_paths(std::slice::from_ref(&self.manifests));
+        match self.tracker.observe(scan) {
+            ConfigChange::Unchanged => {}
+            ConfigChange::Rejected { findings } => {
+                for f in &findings {
+                    error!(target: "config", "change rejected, the config in force keeps running: {f}");
+                }
+            }
+            ConfigChange::Applied { previous, digest } => {
+                let Some(state) = self.tracker.current().cloned() else { return };
+                match proto::Config::from_desired(&state, &self.me) {
+                    Ok(cfg) => {
+                        info!(target: "config", from = previous.as_deref().map(|p| &p[..12]), to = &digest[..12], "applied");
+                        self.state = state;
+                        self.node.handle(LeaseClock::read(), Input::Config(Box::new(cfg)));
+                    }
+                    Err(e) => error!(target: "config", "change not applied: {e}"),
+                }
+            }
+        }
+    }
+
+    fn all_down(&self) -> bool {
+        self.observed.values().all(|o| *o == Observed::Down)
+    }
+}
+
+/// Replaces this process with the binary at the same path and the same arguments (a new version if it was
+/// upgraded on disk). Returns only on failure.
+fn reexec() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return e,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::Command::new(exe).args(args).exec()
+}

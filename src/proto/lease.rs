@@ -1,0 +1,477 @@
+//! The proposer and holder half of PaxosLease (DESIGN.md §4.3–4.9), one [`Lease`] per group: acquisition after a
+//! ranked wait, renewals every T/3, retransmission within a round, fencing at `deadline − m`, strict waits,
+//! adoption after a restart, graceful hand-over and Release. Under `policy: ignore` (§4.8) the same state holds a
+//! self-granted lease instead.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::manifest::model::QuorumPolicy;
+use crate::manifest::values::Name;
+
+use super::acceptor::PlantedBug;
+use super::config::Config;
+use super::node::{AdoptionRecord, Event, Node};
+use super::placement::{self, Candidate};
+use super::wire::{Answer, Ballot, LeaseKey, Proposal, Record};
+
+/// Where a round stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Idle,
+    Preparing,
+    Accepting,
+}
+
+/// One group's lease as seen by its (would-be) holder.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    pub key: LeaseKey,
+    pub phase: Phase,
+    /// The ballot of the current round.
+    pub ballot: Ballot,
+    /// The round's start on the lease clock, recorded before Prepare (§4.3).
+    pub t0: Duration,
+    pub promises: BTreeSet<Name>,
+    pub accepts: BTreeSet<Name>,
+    pub refused: BTreeSet<Name>,
+    pub rtx_at: Duration,
+    /// The deadline of the lease we hold.
+    pub holding: Option<Duration>,
+    pub held_ballot: Ballot,
+    /// The group runs here (after any strict wait or adoption).
+    pub active: bool,
+    pub strict_until: Option<Duration>,
+    pub next_renew: Duration,
+    /// No new round before this (refusals carry time left).
+    pub retry_at: Duration,
+    pub vacant_since: Option<Duration>,
+    /// When the ranked wait ends (for the timer).
+    pub want_at: Option<Duration>,
+    /// Renewing exactly the persisted ballot after a restart (§4.7).
+    pub adopting: bool,
+    /// Hand-over in progress: waiting for the group to stop.
+    pub stopping: Option<Name>,
+    /// We are a hand-over target: acquire at once.
+    pub go_now: bool,
+    /// This round follows a Release addressed to us: the previous holder removed the address before releasing,
+    /// so no strict wait is needed (DESIGN.md §4.11: a move costs no probe either).
+    pub handed: bool,
+    /// Under `ignore`: the claimant we last reported a conflict with.
+    pub conflict: Option<Name>,
+}
+
+impl Lease {
+    pub fn new(key: LeaseKey) -> Lease {
+        Lease {
+            key,
+            phase: Phase::Idle,
+            ballot: Ballot::default(),
+            t0: Duration::ZERO,
+            promises: BTreeSet::new(),
+            accepts: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            rtx_at: Duration::ZERO,
+            holding: None,
+            held_ballot: Ballot::default(),
+            active: false,
+            strict_until: None,
+            next_renew: Duration::ZERO,
+            retry_at: Duration::ZERO,
+            vacant_since: None,
+            want_at: None,
+            adopting: false,
+            stopping: None,
+            go_now: false,
+            handed: false,
+            conflict: None,
+        }
+    }
+
+    /// The next instant this lease needs the core without input.
+    pub fn next_wake(&self, cfg: &Config) -> Duration {
+        let mut t = Duration::MAX;
+        if let Some(d) = self.holding {
+            t = t.min(d.saturating_sub(cfg.margin));
+            if self.phase == Phase::Idle && !self.adopting {
+                t = t.min(self.next_renew.max(self.retry_at));
+            }
+        }
+        if let Some(s) = self.strict_until {
+            t = t.min(s);
+        }
+        if self.phase != Phase::Idle {
+            t = t.min(self.rtx_at).min(self.t0 + cfg.lease.saturating_sub(cfg.margin));
+        } else if self.holding.is_none() {
+            if let Some(w) = self.want_at {
+                t = t.min(w.max(self.retry_at));
+            }
+        }
+        t
+    }
+}
+
+fn rtx_interval(cfg: &Config) -> Duration {
+    (cfg.lease / 10).max(Duration::from_millis(10))
+}
+
+impl Node {
+    pub(super) fn start_leases(&mut self, now: Duration) {
+        let groups: Vec<(Name, LeaseKey)> = self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.key)).collect();
+        for (name, key) in groups {
+            let mut l = Lease::new(key);
+            self.maybe_adopt(now, &name, &mut l);
+            self.leases.insert(name, l);
+        }
+    }
+
+    /// §4.7: same boot, deadline not passed, not released: keep what runs and renew exactly that ballot.
+    /// Anything else found running is fenced.
+    fn maybe_adopt(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        let Some(rec) = self.persisted.records.get(&l.key).copied() else { return };
+        if rec.released {
+            return;
+        }
+        let m = self.cfg.margin;
+        if rec.boot_id == self.boot_id && now + m < rec.deadline && self.cfg.policy == QuorumPolicy::Majority {
+            l.adopting = true;
+            l.holding = Some(rec.deadline);
+            l.held_ballot = rec.ballot;
+            l.ballot = rec.ballot;
+            l.t0 = now;
+            l.phase = Phase::Accepting;
+            self.send_proposals(now, l, false);
+        } else {
+            self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
+        }
+    }
+
+    /// After a config change: leases follow their key (a renamed group keeps its lease); removed keys are fenced.
+    pub(super) fn rekey_leases(&mut self, now: Duration) {
+        let mut old: Vec<(Name, Lease)> = std::mem::take(&mut self.leases).into_iter().collect();
+        let groups: Vec<(Name, LeaseKey)> = self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.key)).collect();
+        for (name, key) in groups {
+            let l = match old.iter().position(|(_, l)| l.key == key) {
+                Some(i) => old.swap_remove(i).1,
+                None => Lease::new(key),
+            };
+            self.leases.insert(name, l);
+        }
+        for (name, mut l) in old {
+            l.stopping = Some(self.cfg.me.clone());
+            if l.holding.is_some() {
+                self.events.push_back(Event::MustFence { group: name, key: l.key });
+                self.release(now, &mut l, None);
+            }
+        }
+    }
+
+    pub(super) fn drive_leases(&mut self, now: Duration) {
+        let names: Vec<Name> = self.leases.keys().cloned().collect();
+        for name in names {
+            let Some(mut l) = self.leases.remove(&name) else { continue };
+            self.drive_lease(now, &name, &mut l);
+            self.leases.insert(name, l);
+        }
+    }
+
+    fn drive_lease(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        self.fence_if_due(now, group, l);
+        if l.phase != Phase::Idle {
+            if now + self.cfg.margin >= l.t0 + self.cfg.lease {
+                l.phase = Phase::Idle; // too late to be useful: a fresh round follows
+            } else if now >= l.rtx_at {
+                let accept = l.phase == Phase::Accepting;
+                self.send_proposals(now, l, !accept);
+            }
+        }
+        if l.holding.is_some() {
+            self.drive_holder(now, group, l);
+        } else if l.phase == Phase::Idle {
+            self.maybe_acquire(now, group, l);
+        }
+    }
+
+    fn fence_if_due(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        let Some(deadline) = l.holding else { return };
+        if now + self.cfg.margin < deadline {
+            return;
+        }
+        let ran = l.active || l.adopting;
+        l.holding = None;
+        l.active = false;
+        l.adopting = false;
+        l.strict_until = None;
+        l.stopping = None;
+        l.phase = Phase::Idle;
+        if ran && self.bug != Some(PlantedBug::NoFence) {
+            self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
+        }
+    }
+
+    fn drive_holder(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        if let Some(until) = l.strict_until
+            && now >= until
+        {
+            l.strict_until = None;
+            l.active = true;
+            let deadline = l.holding.unwrap_or(now);
+            self.events.push_back(Event::Acquired {
+                group: group.clone(),
+                key: l.key,
+                deadline,
+                ballot: l.held_ballot,
+            });
+        }
+        if self.cfg.policy == QuorumPolicy::Ignore {
+            self.drive_ignore_holder(now, group, l);
+            return;
+        }
+        if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
+            self.start_round(now, l);
+        }
+        if l.active && l.stopping.is_none() {
+            self.maybe_hand_over(group, l);
+        }
+    }
+
+    /// The candidates for a group from this node's view (§4.9 −∞ rules: offline, not heard both ways, witness).
+    /// A hand-over target must also have said it is ready (`for_hand_over`); a vacancy's ranking does not wait for
+    /// that, so a peer finishing its start-up grace a heartbeat late is not overtaken by a lower-ranked one.
+    pub(super) fn candidates(&self, for_hand_over: bool) -> Vec<Candidate> {
+        let me = &self.cfg.me;
+        let ready = |n: &Name| self.members.peers.get(n).is_some_and(|p| p.ready);
+        self.cfg
+            .nodes
+            .keys()
+            .filter(|n| self.cfg.is_member(n))
+            .map(|n| {
+                let eligible = if n == me {
+                    self.can_propose()
+                } else {
+                    self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over)
+                };
+                Candidate { name: n.clone(), eligible }
+            })
+            .collect()
+    }
+
+    fn ranking(&self, group: &Name, holder: Option<&Name>) -> Vec<(Name, i64)> {
+        match self.cfg.groups.get(group) {
+            Some(g) => placement::rank(&g.prefer, g.stickiness, holder, &self.candidates(holder.is_some())),
+            None => Vec::new(),
+        }
+    }
+
+    fn maybe_hand_over(&mut self, group: &Name, l: &mut Lease) {
+        let me = self.cfg.me.clone();
+        let ranked = self.ranking(group, Some(&me));
+        if let Some(best) = placement::choose(&ranked, Some(&me))
+            && best != me
+        {
+            l.stopping = Some(best.clone());
+            self.events.push_back(Event::MustStop { group: group.clone(), to: best });
+        }
+    }
+
+    fn maybe_acquire(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        l.want_at = None;
+        if !self.cfg.is_member(&self.cfg.me) || now < l.retry_at {
+            return;
+        }
+        if self.members.claim(&l.key, now).is_some() {
+            l.vacant_since = None;
+            return;
+        }
+        let since = *l.vacant_since.get_or_insert(now);
+        if !l.go_now {
+            let ranked = self.ranking(group, None);
+            let Some(rank) = ranked.iter().position(|(n, s)| *n == self.cfg.me && *s > placement::MINUS_INFINITY)
+            else {
+                return;
+            };
+            let grace = self.started + self.cfg.init_dead;
+            let at = since.max(grace) + self.cfg.interval * u32::try_from(rank).unwrap_or(u32::MAX);
+            if now < at {
+                l.want_at = Some(at);
+                return;
+            }
+        }
+        l.handed = l.go_now;
+        l.go_now = false;
+        match self.cfg.policy {
+            QuorumPolicy::Majority => self.start_round(now, l),
+            QuorumPolicy::Ignore => self.take_ignore(now, group, l),
+        }
+    }
+
+    pub(super) fn next_round(&mut self) -> u64 {
+        let r = self.seen_round.max(self.persisted.max_round).max(self.acceptor.highest_round()) + 1;
+        self.persisted.max_round = r;
+        r
+    }
+
+    /// A new round: the deadline is recorded (and persisted for adoption) before Prepare is sent (§4.3, §4.7).
+    fn start_round(&mut self, now: Duration, l: &mut Lease) {
+        let round = self.next_round();
+        l.ballot = Ballot { round, node: self.id };
+        l.t0 = now;
+        l.phase = Phase::Preparing;
+        l.promises.clear();
+        l.accepts.clear();
+        l.refused.clear();
+        self.record(l, false);
+        if let Some(t) = self.trace.as_mut() {
+            t.push(super::node::Trace::Prepared { ballot: l.ballot });
+        }
+        self.send_proposals(now, l, true);
+    }
+
+    fn record(&mut self, l: &Lease, released: bool) {
+        let rec = AdoptionRecord { ballot: l.ballot, deadline: l.t0 + self.cfg.lease, boot_id: self.boot_id, released };
+        self.persisted.records.insert(l.key, rec);
+        self.persist();
+    }
+
+    /// Sends (or re-sends to those that have not answered) the round's Prepare or Accept.
+    fn send_proposals(&mut self, now: Duration, l: &mut Lease, prepare: bool) {
+        let tm_ms = u32::try_from(self.acceptor.max_tm.as_millis()).unwrap_or(u32::MAX);
+        let p = Proposal { key: l.key, round: l.ballot.round, tm_ms, voters: self.voters_digest() };
+        let answered = if prepare { &l.promises } else { &l.accepts };
+        for v in self.all_voters() {
+            if answered.contains(&v) || l.refused.contains(&v) || (l.adopting && v == self.cfg.me) {
+                continue;
+            }
+            self.send(&v, if prepare { Record::Prepare(p) } else { Record::Accept(p) });
+        }
+        l.rtx_at = now + rtx_interval(&self.cfg);
+    }
+
+    fn group_of(&self, key: LeaseKey) -> Option<Name> {
+        self.leases.iter().find(|(_, l)| l.key == key).map(|(n, _)| n.clone())
+    }
+
+    pub(super) fn on_promise(&mut self, now: Duration, from: &Name, a: Answer) {
+        let Some(group) = self.group_of(a.key) else { return };
+        let Some(mut l) = self.leases.remove(&group) else { return };
+        if l.phase == Phase::Preparing && a.round == l.ballot.round {
+            self.see_round(a.promised.round);
+            if a.ok {
+                l.promises.insert(from.clone());
+                if self.is_quorum(&l.promises) {
+                    if self.bug == Some(PlantedBug::LateTimer) {
+                        l.t0 = now; // planted bug: the timer starts at the Prepare quorum
+                    }
+                    l.phase = Phase::Accepting;
+                    l.refused.clear();
+                    self.send_proposals(now, &mut l, false);
+                }
+            } else {
+                self.refusal(now, &group, &mut l, from, &a);
+            }
+        }
+        self.leases.insert(group, l);
+    }
+
+    pub(super) fn on_accepted(&mut self, now: Duration, from: &Name, a: Answer) {
+        let Some(group) = self.group_of(a.key) else { return };
+        let Some(mut l) = self.leases.remove(&group) else { return };
+        if l.phase == Phase::Accepting && a.round == l.ballot.round {
+            if a.ok {
+                l.accepts.insert(from.clone());
+                if l.adopting {
+                    l.accepts.remove(&self.cfg.me); // §4.7: a majority of the *other* voters
+                }
+                if self.is_quorum(&l.accepts) {
+                    self.established(now, &group, &mut l);
+                }
+            } else {
+                self.refusal(now, &group, &mut l, from, &a);
+            }
+        }
+        self.leases.insert(group, l);
+    }
+
+    fn refusal(&mut self, now: Duration, group: &Name, l: &mut Lease, from: &Name, a: &Answer) {
+        l.refused.insert(from.clone());
+        let wait = match a.accepted {
+            Some(b) if b.node != self.id => Duration::from_millis(u64::from(a.left_ms) + 1),
+            _ => {
+                let ranked = self.ranking(group, None);
+                let rank = ranked.iter().position(|(n, _)| *n == self.cfg.me).unwrap_or(0);
+                self.cfg.interval / 2 * u32::try_from(rank + 1).unwrap_or(1)
+            }
+        };
+        l.retry_at = l.retry_at.max(now + wait);
+        let possible: BTreeSet<Name> = self.all_voters().difference(&l.refused).cloned().collect();
+        if !self.is_quorum(&possible) {
+            l.phase = Phase::Idle;
+            // An adoption that fails keeps what runs (adding nothing) until deadline − m, then fences (§4.7).
+        }
+    }
+
+    fn established(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        let deadline = l.t0 + self.cfg.lease;
+        let fresh = l.holding.is_none();
+        l.holding = Some(deadline);
+        l.held_ballot = l.ballot;
+        l.phase = Phase::Idle;
+        l.next_renew = l.t0 + self.cfg.lease / 3;
+        l.retry_at = Duration::ZERO;
+        let (group, key, ballot) = (group.clone(), l.key, l.ballot);
+        if l.adopting {
+            l.adopting = false;
+            l.active = true;
+            self.events.push_back(Event::Adopted { group, key, deadline, ballot });
+        } else if l.active {
+            self.events.push_back(Event::Renewed { group, key, deadline, ballot });
+        } else if fresh && self.cfg.strict && !l.handed {
+            l.strict_until = Some(now + self.cfg.strict_wait());
+        } else if l.strict_until.is_none() {
+            l.active = true;
+            self.events.push_back(Event::Acquired { group, key, deadline, ballot });
+        }
+    }
+
+    /// `Input::Stopped` after a hand-over's MustStop: persist "released", then Release to everyone.
+    pub(super) fn stopped(&mut self, now: Duration, group: &Name) {
+        let Some(mut l) = self.leases.remove(group) else { return };
+        if let Some(to) = l.stopping.clone()
+            && l.holding.is_some()
+        {
+            self.release(now, &mut l, Some(&to));
+            self.events.push_back(Event::Released { group: group.clone(), key: l.key });
+        }
+        self.leases.insert(group.clone(), l);
+    }
+
+    fn release(&mut self, now: Duration, l: &mut Lease, to: Option<&Name>) {
+        self.record(l, true);
+        let to_id = to.and_then(|n| self.members.peers.get(n)).and_then(|p| p.id);
+        let round = l.ballot.round.max(l.held_ballot.round);
+        let everyone: Vec<Name> = self.cfg.nodes.keys().cloned().collect();
+        let record = Record::Release { key: l.key, round, to: to_id };
+        for n in everyone {
+            self.send(&n, record.clone());
+        }
+        self.releases.retain(|(r, _)| !matches!(r, Record::Release { key, .. } if *key == l.key));
+        self.releases.push((record, now + self.cfg.dead_time));
+        l.holding = None;
+        l.active = false;
+        l.stopping = None;
+        l.phase = Phase::Idle;
+        // Do not race the target for a while: it acquires at once.
+        l.retry_at = now + self.cfg.dead_time;
+    }
+
+    pub(super) fn hand_over_target(&mut self, now: Duration, key: LeaseKey) {
+        let Some(group) = self.group_of(key) else { return };
+        if let Some(l) = self.leases.get_mut(&group)
+            && l.holding.is_none()
+        {
+            l.go_now = true;
+            l.retry_at = now;
+            l.vacant_since = Some(now);
+        }
+    }
+}

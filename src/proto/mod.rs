@@ -1,0 +1,21 @@
+//! The peer-leased ownership protocol (DESIGN.md §4) as a pure, deterministic core: no clock, no socket, no
+//! randomness of its own. The agent feeds [`Node::handle`] with datagrams and timeouts and carries out the
+//! [`Event`]s and [`Transmit`]s it drains; [`sim`] runs whole clusters of cores in virtual time from one seed.
+//!
+//! Not covered yet (see the issue): replicated operator operations (move/clear/standby/online/cleanup), failcount
+//! reports, and groups without a floating address (they have no lease key and are ignored here).
+
+mod acceptor;
+pub mod config;
+mod ignore;
+mod lease;
+pub mod membership;
+mod node;
+pub mod placement;
+pub mod sim;
+pub mod wire;
+
+pub use acceptor::PlantedBug;
+pub use config::{Config, ConfigError};
+pub use membership::PeerState;
+pub use node::{AdoptionRecord, Boot, Event, Input, Node, Persisted, Trace, Transmit};

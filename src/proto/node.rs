@@ -1,0 +1,596 @@
+//! The protocol core of one node: `handle(now, input)`, then drain `poll_event`, `poll_transmit`, and arm
+//! `poll_timeout`. It reads no clock, opens no socket and draws no random number (STYLE.md).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::manifest::model::QuorumPolicy;
+use crate::manifest::values::Name;
+
+use super::acceptor::{Acceptor, PlantedBug};
+use super::config::{Config, voter_digest};
+use super::lease::Lease;
+use super::membership::{Membership, PeerState};
+use super::wire::{self, Ballot, Header, Keys, LeaseKey, NodeId, Record, WireError};
+
+/// What one node must keep across restarts (DESIGN.md §4.2, §4.7). The agent writes it (file and directory
+/// fsynced) when it sees [`Event::Persist`], before it sends any datagram polled after that event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Persisted {
+    /// The highest round this node ever used: a restart never reuses a ballot.
+    pub max_round: u64,
+    /// The largest `T + m` this node's acceptor ever honoured: a restart stays silent for its `D_A`.
+    pub max_tm: Duration,
+    /// The adoption record of each lease key.
+    pub records: BTreeMap<LeaseKey, AdoptionRecord>,
+    /// The voter set of the config this node runs (empty: never ran).
+    pub voters: BTreeSet<Name>,
+    /// During a rollout, the previous voter sets (joint majorities survive a restart).
+    pub joint_old: Vec<BTreeSet<Name>>,
+    /// Set from the first start until every voter reported our digest: the voter set a rollout comes from is
+    /// unknown, so no majority is ever enough (DESIGN.md §4.4).
+    pub joint_unknown: bool,
+}
+
+/// What lets a restarted agent adopt a running group (DESIGN.md §4.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdoptionRecord {
+    /// The ballot of the last round this node started on the key.
+    pub ballot: Ballot,
+    /// That round's deadline on the lease clock.
+    pub deadline: Duration,
+    /// The kernel boot the deadline refers to.
+    pub boot_id: u64,
+    /// Written before a Release is sent.
+    pub released: bool,
+}
+
+/// What the agent hands the core at start-up.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// The persisted node UUID.
+    pub id: NodeId,
+    /// This start's incarnation, already persisted (max(previous + 1, wall-clock seconds)).
+    pub incarnation: u64,
+    /// The kernel's boot id: adoption is only possible within one boot.
+    pub boot_id: u64,
+    /// The cluster keys (first signs, all verify).
+    pub keys: Keys,
+    /// What the previous run persisted.
+    pub persisted: Persisted,
+    /// Simulation self-test only: a deliberately planted bug.
+    #[doc(hidden)]
+    pub bug: Option<PlantedBug>,
+    /// Simulation only: record [`Trace`] entries for the invariant checker.
+    #[doc(hidden)]
+    pub trace: bool,
+}
+
+/// What the simulation's checker observes inside a core (never used by the agent).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trace {
+    /// This node's acceptor accepted `ballot` on `key` and excludes others until `until` (lease clock).
+    Accepted {
+        /// The key.
+        key: LeaseKey,
+        /// The ballot accepted.
+        ballot: Ballot,
+        /// End of the exclusion.
+        until: Duration,
+    },
+    /// This node started a round with `ballot` (after persisting it).
+    Prepared {
+        /// The ballot.
+        ballot: Ballot,
+    },
+}
+
+/// An input to the core.
+#[derive(Debug, Clone)]
+pub enum Input<'a> {
+    /// A datagram from `from`.
+    Datagram {
+        /// Its source address.
+        from: IpAddr,
+        /// Its bytes.
+        bytes: &'a [u8],
+    },
+    /// The armed timeout (or any wake-up) fired.
+    Timeout,
+    /// The group was stopped after [`Event::MustStop`]; the core releases it.
+    Stopped(Name),
+    /// A new valid configuration.
+    Config(Box<Config>),
+    /// Whether the `ignore` tie-breaker answers.
+    TieBreaker(bool),
+}
+
+/// Something the agent must act on or record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Write this before sending anything polled afterwards.
+    Persist(Persisted),
+    /// A peer changed state.
+    PeerState {
+        /// The peer.
+        node: Name,
+        /// Its new state.
+        state: PeerState,
+    },
+    /// A peer runs a different config.
+    ConfigDrift {
+        /// The peer.
+        node: Name,
+        /// Its digest prefix.
+        digest: [u8; 8],
+    },
+    /// A datagram from a peer's address failed authentication (alive but misconfigured, §4.8).
+    AuthFailed {
+        /// The peer.
+        node: Name,
+    },
+    /// The group is ours: add its addresses (lifetime ⌈deadline − now⌉) and start its members.
+    Acquired {
+        /// The group.
+        group: Name,
+        /// Its lease key.
+        key: LeaseKey,
+        /// Fence before `deadline − m` unless renewed.
+        deadline: Duration,
+        /// The lease's ballot.
+        ballot: Ballot,
+    },
+    /// The lease was renewed: refresh the addresses' lifetimes.
+    Renewed {
+        /// The group.
+        group: Name,
+        /// Its lease key.
+        key: LeaseKey,
+        /// The new deadline.
+        deadline: Duration,
+        /// The round's ballot.
+        ballot: Ballot,
+    },
+    /// After a restart the running group was adopted: keep it, and now start what is missing.
+    Adopted {
+        /// The group.
+        group: Name,
+        /// Its lease key.
+        key: LeaseKey,
+        /// The new deadline.
+        deadline: Duration,
+        /// The ballot renewed.
+        ballot: Ballot,
+    },
+    /// The lease could not be renewed: delete the addresses now, then stop the members.
+    MustFence {
+        /// The group.
+        group: Name,
+        /// Its lease key.
+        key: LeaseKey,
+    },
+    /// Graceful hand-over: stop the members in reverse order, then report [`Input::Stopped`].
+    MustStop {
+        /// The group.
+        group: Name,
+        /// Where it goes.
+        to: Name,
+    },
+    /// The lease was released after a stop; the target acquires at once.
+    Released {
+        /// The group.
+        group: Name,
+        /// Its lease key.
+        key: LeaseKey,
+    },
+    /// Under `ignore`: another node claims a group we hold (split brain seen); `yielded` says who gave way.
+    Conflict {
+        /// The group.
+        group: Name,
+        /// The other claimant.
+        with: Name,
+        /// Whether this node yielded.
+        yielded: bool,
+    },
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer's configured address.
+    pub to: IpAddr,
+    /// The authenticated datagram.
+    pub bytes: Vec<u8>,
+}
+
+/// The protocol core of one node.
+#[derive(Debug)]
+pub struct Node {
+    pub(super) cfg: Config,
+    /// Voter sets of previous configs until every voter reports the new digest (joint majorities, §4.4).
+    pub(super) old_voters: Vec<BTreeSet<Name>>,
+    pub(super) id: NodeId,
+    pub(super) incarnation: u64,
+    pub(super) boot_id: u64,
+    seq: u64,
+    keys: Keys,
+    pub(super) started: Duration,
+    pub(super) members: Membership,
+    pub(super) acceptor: Acceptor,
+    pub(super) leases: BTreeMap<Name, Lease>,
+    pub(super) persisted: Persisted,
+    next_heartbeat: Duration,
+    pub(super) out: BTreeMap<Name, Vec<Record>>,
+    transmits: VecDeque<Transmit>,
+    pub(super) events: VecDeque<Event>,
+    pub(super) bug: Option<PlantedBug>,
+    pub(super) tie_breaker_ok: bool,
+    /// The highest round seen from anyone (the next ballot goes above it).
+    pub(super) seen_round: u64,
+    pub(super) trace: Option<Vec<Trace>>,
+    /// A node that never ran cannot know the voter set a rollout comes from: it proposes nothing until every
+    /// voter of its config reports its digest (DESIGN.md §4.4, conservatively).
+    pub(super) joint_unknown: bool,
+    /// When every voter reported our digest, the joint phase still lasts until leases granted by an old-only
+    /// majority have run out: this instant.
+    joint_exit_at: Option<Duration>,
+    /// Releases still repeated in heartbeats, until when.
+    pub(super) releases: Vec<(Record, Duration)>,
+}
+
+impl Node {
+    /// Starts a node at `now` on its lease clock.
+    pub fn new(now: Duration, cfg: Config, boot: Boot) -> Node {
+        let mut persisted = boot.persisted;
+        let quarantine = if boot.bug == Some(PlantedBug::ForgetPromise) {
+            Duration::ZERO
+        } else {
+            now + cfg.exclusion(persisted.max_tm)
+        };
+        persisted.max_tm = persisted.max_tm.max(cfg.tm());
+        let voters = cfg.voters();
+        let joint_unknown =
+            (persisted.voters.is_empty() || persisted.joint_unknown) && cfg.policy == QuorumPolicy::Majority;
+        persisted.joint_unknown = joint_unknown;
+        let mut old_voters = persisted.joint_old.clone();
+        if !persisted.voters.is_empty() && persisted.voters != voters {
+            old_voters.push(persisted.voters.clone());
+        }
+        persisted.voters = voters;
+        persisted.joint_old = old_voters.clone();
+        let acceptor = Acceptor::new(quarantine, persisted.max_tm, cfg.drift);
+        let members = Membership::new(cfg.nodes.keys(), &cfg.me);
+        let mut node = Node {
+            old_voters,
+            joint_unknown,
+            joint_exit_at: None,
+            releases: Vec::new(),
+            id: boot.id,
+            incarnation: boot.incarnation,
+            boot_id: boot.boot_id,
+            seq: 0,
+            keys: boot.keys,
+            started: now,
+            members,
+            acceptor,
+            leases: BTreeMap::new(),
+            persisted,
+            next_heartbeat: now,
+            out: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            bug: boot.bug,
+            tie_breaker_ok: false,
+            seen_round: 0,
+            trace: boot.trace.then(Vec::new),
+            cfg,
+        };
+        node.events.push_back(Event::Persist(node.persisted.clone()));
+        node.start_leases(now);
+        node
+    }
+
+    /// This node's identity.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// This node's current configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Groups this node holds and has activated, with their deadlines (for `status`).
+    pub fn holding(&self) -> impl Iterator<Item = (&Name, Duration)> {
+        self.leases.iter().filter(|(_, l)| l.active).filter_map(|(n, l)| l.holding.map(|d| (n, d)))
+    }
+
+    /// The peers as seen from here (for `status`).
+    pub fn peers(&self) -> &Membership {
+        &self.members
+    }
+
+    /// Simulation only: drains the checker's trace.
+    #[doc(hidden)]
+    pub fn drain_trace(&mut self) -> Vec<Trace> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Feeds one input; then drain the polls.
+    pub fn handle(&mut self, now: Duration, input: Input<'_>) {
+        match input {
+            Input::Datagram { from, bytes } => self.receive(now, from, bytes),
+            Input::Timeout => {}
+            Input::Stopped(group) => self.stopped(now, &group),
+            Input::Config(cfg) => self.reconfigure(now, *cfg),
+            Input::TieBreaker(ok) => self.tie_breaker_ok = ok,
+        }
+        self.drive(now);
+    }
+
+    /// The next event, if any. Drain these before transmits: a `Persist` must be written before sending.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When to call `handle(now, Input::Timeout)` next.
+    pub fn poll_timeout(&self) -> Duration {
+        let mut t = self.next_heartbeat;
+        if let Some(m) = self.members.next_change(self.cfg.warn_time, self.cfg.dead_time) {
+            t = t.min(m);
+        }
+        for l in self.leases.values() {
+            t = t.min(l.next_wake(&self.cfg));
+        }
+        t
+    }
+
+    pub(super) fn persist(&mut self) {
+        self.events.push_back(Event::Persist(self.persisted.clone()));
+    }
+
+    /// Queues a record for a peer (or for ourselves: our own acceptor answers through the same path).
+    pub(super) fn send(&mut self, to: &Name, record: Record) {
+        self.out.entry(to.clone()).or_default().push(record);
+    }
+
+    /// Every voter of the current and, during a rollout, the previous config.
+    pub(super) fn all_voters(&self) -> BTreeSet<Name> {
+        let mut v = self.cfg.voters();
+        for old in &self.old_voters {
+            v.extend(old.iter().cloned());
+        }
+        v
+    }
+
+    /// The digest Prepare and Accept carry: the voter sets this proposer counts.
+    pub(super) fn voters_digest(&self) -> u64 {
+        voter_digest(&self.all_voters())
+    }
+
+    /// Whether `yes` is a majority of the voters — of both sets during a rollout (§4.4).
+    pub(super) fn is_quorum(&self, yes: &BTreeSet<Name>) -> bool {
+        let majority = |set: &BTreeSet<Name>| 2 * set.iter().filter(|v| yes.contains(*v)).count() > set.len();
+        let new_ok = majority(&self.cfg.voters());
+        if self.joint_unknown && self.bug != Some(PlantedBug::NoJointMajority) {
+            return false;
+        }
+        if self.bug == Some(PlantedBug::NoJointMajority) {
+            return new_ok;
+        }
+        new_ok && self.old_voters.iter().all(majority)
+    }
+
+    fn drive(&mut self, now: Duration) {
+        self.end_joint_phase(now);
+        for (name, state) in self.members.update(now, self.cfg.warn_time, self.cfg.dead_time) {
+            self.events.push_back(Event::PeerState { node: name, state });
+        }
+        self.drive_leases(now);
+        if now >= self.next_heartbeat {
+            self.heartbeat(now);
+            self.next_heartbeat = now + self.cfg.interval;
+        }
+        self.flush(now);
+    }
+
+    fn heartbeat(&mut self, now: Duration) {
+        let heard = self.members.heard();
+        let ready = self.ready(now);
+        let mut records = vec![Record::Heartbeat { digest: self.cfg.digest, heard, ready }];
+        // A Release is repeated in heartbeats for deadTime, so one lost datagram does not stall a hand-over.
+        self.releases.retain(|(_, until)| *until > now);
+        records.extend(self.releases.iter().map(|(r, _)| r.clone()));
+        for l in self.leases.values() {
+            if let Some(deadline) = l.holding.filter(|d| *d > now) {
+                let left_ms = u32::try_from((deadline - now).as_millis()).unwrap_or(u32::MAX);
+                records.push(Record::Held { key: l.key, round: l.held_ballot.round, left_ms });
+            }
+        }
+        let peers: Vec<Name> = self.members.peers.keys().cloned().collect();
+        for p in peers {
+            for r in &records {
+                self.send(&p, r.clone());
+            }
+        }
+    }
+
+    /// Delivers queued records: our own to our acceptor and proposer (which may queue more), others as datagrams.
+    fn flush(&mut self, now: Duration) {
+        for _ in 0..8 {
+            let Some(mine) = self.out.remove(&self.cfg.me) else { break };
+            for r in mine {
+                let me = self.cfg.me.clone();
+                self.on_record(now, &me, self.id, r);
+            }
+            self.drive_leases(now);
+        }
+        self.out.remove(&self.cfg.me);
+        let out = std::mem::take(&mut self.out);
+        for (to, records) in out {
+            let Some(peer) = self.cfg.nodes.get(&to) else { continue };
+            let address = peer.address;
+            for chunk in wire::pack(records) {
+                self.seq += 1;
+                let header = Header { sender: self.id, incarnation: self.incarnation, seq: self.seq };
+                self.transmits.push_back(Transmit { to: address, bytes: wire::encode(&header, &chunk, &self.keys) });
+            }
+        }
+    }
+
+    fn receive(&mut self, now: Duration, from: IpAddr, bytes: &[u8]) {
+        let Some(name) = self.members.name_at(&self.cfg.nodes, from).cloned() else { return };
+        let (header, records) = match wire::decode(bytes, &self.keys) {
+            Ok(d) => d,
+            Err(WireError::BadMac) => {
+                // §4.8: an HMAC failure from a peer's address means alive and misconfigured, never silence.
+                if let Some(p) = self.members.peers.get_mut(&name) {
+                    p.auth_failed = Some(now);
+                    p.last_heard = Some(now);
+                }
+                self.events.push_back(Event::AuthFailed { node: name });
+                return;
+            }
+            Err(_) => return,
+        };
+        let Some(peer) = self.members.peers.get_mut(&name) else { return };
+        if !peer.accept_seq(header.sender, header.incarnation, header.seq) {
+            return;
+        }
+        peer.last_heard = Some(now);
+        for r in records {
+            self.on_record(now, &name, header.sender, r);
+        }
+    }
+
+    fn on_record(&mut self, now: Duration, from: &Name, id: NodeId, record: Record) {
+        match record {
+            Record::Heartbeat { digest, heard, ready } => {
+                if let Some(p) = self.members.peers.get_mut(from) {
+                    p.ready = ready;
+                }
+                self.on_heartbeat(now, from, digest, heard)
+            }
+            Record::Held { key, round, left_ms } => {
+                self.see_round(round);
+                if let Some(p) = self.members.peers.get_mut(from)
+                    && p.released.get(&key).is_none_or(|r| round > *r)
+                {
+                    p.held.insert(key, (round, now + Duration::from_millis(u64::from(left_ms))));
+                }
+            }
+            Record::Prepare(p) => {
+                self.see_round(p.round);
+                self.see_tm(Duration::from_millis(u64::from(p.tm_ms)));
+                if let Some(a) = self.acceptor.on_prepare(now, id, &p) {
+                    self.send(from, Record::Promise(a));
+                }
+            }
+            Record::Accept(p) => {
+                self.see_round(p.round);
+                self.see_tm(Duration::from_millis(u64::from(p.tm_ms)));
+                if let Some(a) = self.acceptor.on_accept(now, id, &p) {
+                    if a.ok
+                        && let Some(t) = self.trace.as_mut()
+                    {
+                        let ballot = Ballot { round: p.round, node: id };
+                        t.push(Trace::Accepted { key: p.key, ballot, until: now + self.acceptor.exclusion() });
+                    }
+                    self.send(from, Record::Accepted(a));
+                }
+            }
+            Record::Promise(a) => self.on_promise(now, from, a),
+            Record::Accepted(a) => self.on_accepted(now, from, a),
+            Record::Release { key, round, to } => {
+                self.acceptor.on_release(id, key, round);
+                if let Some(p) = self.members.peers.get_mut(from) {
+                    p.held.remove(&key);
+                    let r = p.released.entry(key).or_insert(0);
+                    *r = (*r).max(round);
+                }
+                if to == Some(self.id) {
+                    self.hand_over_target(now, key);
+                }
+            }
+        }
+    }
+
+    fn on_heartbeat(&mut self, now: Duration, from: &Name, digest: [u8; 8], heard: Vec<wire::NodeId>) {
+        let Some(p) = self.members.peers.get_mut(from) else { return };
+        if p.digest != Some(digest) && digest != self.cfg.digest {
+            self.events.push_back(Event::ConfigDrift { node: from.clone(), digest });
+        }
+        p.digest = Some(digest);
+        p.heard = heard.into_iter().collect();
+        // §4.4: the joint phase ends when every voter reports the new digest.
+        if !self.old_voters.is_empty() || self.joint_unknown {
+            let all_new = self
+                .cfg
+                .voters()
+                .iter()
+                .filter(|v| **v != self.cfg.me)
+                .all(|v| self.members.peers.get(v).is_some_and(|p| p.digest == Some(self.cfg.digest)));
+            if all_new && self.joint_exit_at.is_none() {
+                let d_a = self.acceptor.exclusion();
+                self.joint_exit_at = Some(now + d_a.mul_f64((1.0 + self.cfg.drift) / (1.0 - self.cfg.drift)));
+            }
+        }
+    }
+
+    /// Whether this node could acquire a group now: a member, out of the start-up grace and of any unknown joint
+    /// phase (heartbeats carry it so a holder hands over only to a target that can take the group).
+    pub(super) fn ready(&self, now: Duration) -> bool {
+        now >= self.started + self.cfg.init_dead && self.can_propose()
+    }
+
+    /// A member that knows which majorities it needs (its own eligibility; the start-up grace aside).
+    pub(super) fn can_propose(&self) -> bool {
+        let quorum_known = !self.joint_unknown || self.bug == Some(PlantedBug::NoJointMajority);
+        self.cfg.is_member(&self.cfg.me) && quorum_known
+    }
+
+    fn end_joint_phase(&mut self, now: Duration) {
+        if self.joint_exit_at.is_some_and(|t| now >= t) {
+            self.joint_exit_at = None;
+            self.old_voters.clear();
+            self.joint_unknown = false;
+            self.persisted.joint_unknown = false;
+            self.persisted.joint_old.clear();
+            self.persist();
+        }
+    }
+
+    pub(super) fn see_round(&mut self, round: u64) {
+        // Only rounds we use are persisted (before use); seen rounds just raise the next one.
+        self.seen_round = self.seen_round.max(round);
+    }
+
+    fn see_tm(&mut self, tm: Duration) {
+        if self.acceptor.see_tm(tm) {
+            self.persisted.max_tm = self.acceptor.max_tm;
+            self.persist();
+        }
+    }
+
+    fn reconfigure(&mut self, now: Duration, cfg: Config) {
+        let old = self.cfg.voters();
+        if cfg.voters() != old && cfg.policy == QuorumPolicy::Majority {
+            self.old_voters.push(old);
+        }
+        self.joint_exit_at = None;
+        self.persisted.voters = cfg.voters();
+        self.persisted.joint_old = self.old_voters.clone();
+        self.persist();
+        self.see_tm(cfg.tm());
+        self.members.reconfigure(cfg.nodes.keys(), &cfg.me);
+        self.cfg = cfg;
+        self.rekey_leases(now);
+    }
+}

@@ -1,0 +1,149 @@
+//! The simulation's stand-in kernel address table and its invariant checks (issue 3, item 7).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use crate::proto::wire::{Ballot, LeaseKey};
+
+/// The first invariant a run broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant, by its letter in the issue: "(a) two holders", …
+    pub invariant: &'static str,
+    /// Virtual time.
+    pub at: Duration,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {:?}: {}", self.invariant, self.at, self.detail)
+    }
+}
+
+/// A floating address configured in a simulated kernel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KernelAddr {
+    /// Real time at which the kernel's lifetime runs out.
+    pub expires: Duration,
+    /// Set while its agent is hung or crashed: only the kernel lifetime bounds it (non-strict).
+    pub stale: bool,
+}
+
+/// One node's kernel: floating addresses configured with carrier.
+pub(crate) type Kernel = BTreeMap<LeaseKey, KernelAddr>;
+
+/// Invariant state across a run.
+#[derive(Debug, Default)]
+pub(crate) struct Checker {
+    /// (a) is absolute under strict; otherwise stale addresses of hung/crashed agents may overlap.
+    pub strict: bool,
+    /// (a) applies only under majority.
+    pub majority: bool,
+    /// Accepts seen: (key, ballot) → (real accept time, real exclusion end).
+    accepts: HashMap<(LeaseKey, Ballot), Vec<(Duration, Duration)>>,
+    /// Ballots prepared, with the incarnation that used them.
+    prepared: HashMap<Ballot, u64>,
+    /// Current unique holder of each key, and its history of changes (time, node).
+    pub holder: BTreeMap<LeaseKey, Option<usize>>,
+    /// Holder changes (from one node to another) with their times.
+    pub changes: Vec<(Duration, LeaseKey, usize, usize)>,
+    /// When each key last got a holder after having none.
+    pub last_holder: BTreeMap<LeaseKey, usize>,
+    /// Count of tolerated stale overlaps.
+    pub stale_overlaps: u64,
+    /// A new holder after a vacancy longer than this is a refill, not a change of holder (a hand-over's gap is
+    /// a stop and an add, well below the lease).
+    pub refill_gap: Duration,
+    vacant_since: BTreeMap<LeaseKey, Duration>,
+}
+
+fn violation(invariant: &'static str, at: Duration, detail: String) -> Violation {
+    Violation { invariant, at, detail }
+}
+
+impl Checker {
+    /// Records an acceptor's accept.
+    pub fn accepted(&mut self, key: LeaseKey, ballot: Ballot, at: Duration, until: Duration) {
+        self.accepts.entry((key, ballot)).or_default().push((at, until));
+    }
+
+    /// (g) no ballot is reused across restarts.
+    pub fn prepared(&mut self, now: Duration, ballot: Ballot, incarnation: u64) -> Result<(), Violation> {
+        match self.prepared.insert(ballot, incarnation) {
+            Some(prev) if prev != incarnation => Err(violation(
+                "(g) ballot reused",
+                now,
+                format!("round {} used in incarnations {prev} and {incarnation}", ballot.round),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// (f) the holder's real fence time comes before every acceptor's real exclusion end for this round.
+    pub fn lease(
+        &self,
+        now: Duration,
+        key: LeaseKey,
+        ballot: Ballot,
+        start_real: Duration,
+        fence_real: Duration,
+    ) -> Result<(), Violation> {
+        for (at, until) in self.accepts.get(&(key, ballot)).into_iter().flatten() {
+            if *at + Duration::from_micros(1) >= start_real && fence_real >= *until {
+                return Err(violation(
+                    "(f) fence after exclusion end",
+                    now,
+                    format!("{key} round {}: fence at {fence_real:?}, exclusion ends {until:?}", ballot.round),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// (a) at this instant no key is held by two nodes; also tracks holder changes for (b), (c), (k).
+    pub fn holders<'a>(
+        &mut self,
+        now: Duration,
+        kernels: impl Iterator<Item = &'a mut Kernel>,
+    ) -> Result<(), Violation> {
+        let mut by_key: BTreeMap<LeaseKey, Vec<(usize, bool)>> = BTreeMap::new();
+        for (i, k) in kernels.enumerate() {
+            k.retain(|_, a| a.expires > now);
+            for (key, a) in k.iter() {
+                by_key.entry(*key).or_default().push((i, a.stale));
+            }
+        }
+        let keys: Vec<LeaseKey> = self.holder.keys().copied().chain(by_key.keys().copied()).collect();
+        for key in keys {
+            let hs = by_key.get(&key).cloned().unwrap_or_default();
+            let live: Vec<usize> = hs.iter().filter(|(_, s)| !s).map(|(i, _)| *i).collect();
+            if hs.len() > 1 && self.majority {
+                if self.strict || live.len() > 1 {
+                    return Err(violation("(a) two holders", now, format!("{key} held by nodes {hs:?}")));
+                }
+                self.stale_overlaps += 1;
+            }
+            let unique = match (live.as_slice(), hs.as_slice()) {
+                ([one], _) => Some(*one),
+                ([], [(one, _)]) => Some(*one),
+                _ => None,
+            };
+            if let Some(h) = unique {
+                let gap = self.vacant_since.remove(&key).map(|t| now - t).unwrap_or_default();
+                if let Some(prev) = self.last_holder.insert(key, h)
+                    && prev != h
+                    && gap < self.refill_gap
+                {
+                    self.changes.push((now, key, prev, h));
+                }
+            } else if hs.is_empty() {
+                self.vacant_since.entry(key).or_insert(now);
+            }
+            self.holder.insert(key, unique);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! A deterministic simulation of whole clusters (issue 3, item 7; STYLE.md "Deterministic simulation"): N cores in
+//! virtual time from one seed, a network that drops, delays, duplicates, reorders and partitions (one-way too),
+//! agent crashes and hangs, power losses, clock rates drifting within ρ, a stand-in kernel that records which node
+//! holds each floating address at every instant and expires lifetimes, and reconciler effects that take a random
+//! bounded time. Invariants are checked after every step; a fault phase is followed by a heal phase in which
+//! liveness is checked against the failover budget.
+
+mod check;
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::manifest::DesiredState;
+use crate::manifest::model::{
+    Announce, Cluster, FloatingIp, Group, Heartbeat, Lease, NodeConfig, NodeRole, Quorum, QuorumPolicy, Resource,
+};
+use crate::manifest::values::{IfName, Name};
+
+pub use check::Violation;
+use world::World;
+
+pub use super::acceptor::PlantedBug;
+
+/// One simulated scenario (everything else is drawn from the seed).
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Member nodes.
+    pub members: usize,
+    /// Add a witness.
+    pub witness: bool,
+    /// Quorum policy.
+    pub policy: QuorumPolicy,
+    /// Groups (one floating address each).
+    pub groups: usize,
+    /// Virtual time with faults.
+    pub fault_phase: Duration,
+    /// Roll out a config that adds two voters, one node at a time, during the fault phase.
+    pub rollout: bool,
+    /// Planted bug (checker self-test).
+    pub bug: Option<PlantedBug>,
+    /// Timers: heartbeat interval, dead time, T, m.
+    pub timers: Timers,
+    /// Only power off the holder now and then (the failover benchmark).
+    pub crash_only: bool,
+}
+
+/// The timers a scenario runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    /// Heartbeat interval (also Δ).
+    pub interval: Duration,
+    /// deadTime.
+    pub dead_time: Duration,
+    /// Lease T.
+    pub lease: Duration,
+    /// Margin m.
+    pub margin: Duration,
+}
+
+impl Timers {
+    /// DESIGN.md defaults: 200 ms, 1 s, T = 1 s, m = 100 ms.
+    pub fn defaults() -> Timers {
+        Timers {
+            interval: Duration::from_millis(200),
+            dead_time: Duration::from_secs(1),
+            lease: Duration::from_secs(1),
+            margin: Duration::from_millis(100),
+        }
+    }
+
+    /// DESIGN.md §4.12 "tuned": 50 ms, 250 ms, T = 250 ms, m = 25 ms.
+    pub fn tuned() -> Timers {
+        Timers {
+            interval: Duration::from_millis(50),
+            dead_time: Duration::from_millis(250),
+            lease: Duration::from_millis(250),
+            margin: Duration::from_millis(25),
+        }
+    }
+}
+
+impl Scenario {
+    /// A majority scenario with `members` nodes (+ witness) and default timers.
+    pub fn majority(members: usize, witness: bool) -> Scenario {
+        Scenario {
+            members,
+            witness,
+            policy: QuorumPolicy::Majority,
+            groups: 2,
+            fault_phase: Duration::from_secs(20),
+            rollout: false,
+            bug: None,
+            timers: Timers::defaults(),
+            crash_only: false,
+        }
+    }
+
+    /// Two nodes under `policy: ignore`.
+    pub fn ignore_pair() -> Scenario {
+        Scenario { policy: QuorumPolicy::Ignore, ..Scenario::majority(2, false) }
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Datagrams sent.
+    pub datagrams: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Holder changes observed.
+    pub holder_changes: u64,
+    /// Overlaps allowed because one side was a hung or crashed agent's stale address (non-strict only).
+    pub stale_overlaps: u64,
+    /// Failover times after a holder's crash (crash to the next holder's address), virtual.
+    pub failovers: Vec<Duration>,
+    /// Virtual time simulated.
+    pub simulated: Duration,
+}
+
+/// Runs one seed; `Err` names the first invariant broken.
+pub fn run(seed: u64, scenario: &Scenario) -> Result<Stats, Violation> {
+    World::new(seed, scenario.clone()).run()
+}
+
+/// The address of node `i` (documentation range, DESIGN.md §5).
+pub(crate) fn node_address(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(198, 51, 100, u8::try_from(i + 1).unwrap_or(u8::MAX)))
+}
+
+/// The floating address of group `g`.
+pub(crate) fn group_address(g: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, u8::try_from(10 + g).unwrap_or(u8::MAX)))
+}
+
+/// Builds the desired state of a simulated cluster: `names` with their roles, `groups` with preferences.
+pub(crate) fn desired(
+    s: &Scenario,
+    names: &[(Name, NodeRole)],
+    prefer: &[BTreeMap<Name, i64>],
+    stickiness: &[i64],
+    strict: bool,
+    drift: f64,
+) -> DesiredState {
+    let t = s.timers;
+    let cluster = Cluster {
+        name: Name("sim".into()),
+        port: 694,
+        auth_key_file: PathBuf::from("/dev/null"),
+        heartbeat: Heartbeat {
+            interval: t.interval,
+            dead_time: t.dead_time,
+            warn_time: t.dead_time * 3 / 5,
+            init_dead: t.dead_time * 2,
+        },
+        lease: Lease { duration: t.lease, margin: t.margin, drift_bound: drift, strict },
+        quorum: Quorum { policy: s.policy, tie_breaker: None },
+    };
+    let nodes = names
+        .iter()
+        .enumerate()
+        .map(|(i, (n, role))| {
+            (n.clone(), NodeConfig { name: n.clone(), address: node_address(i), votes: 1, role: *role })
+        })
+        .collect();
+    let groups = (0..s.groups)
+        .map(|g| {
+            let name = Name(format!("g{g}"));
+            let ip = FloatingIp {
+                name: Name(format!("ip{g}")),
+                address: IpNet::new(group_address(g), 24).unwrap_or_default(),
+                interface: IfName("eth0".into()),
+                label: None,
+                announce: Announce {
+                    count: 3,
+                    interval: Duration::from_millis(200),
+                    probe_wait: Duration::ZERO,
+                    refresh: None,
+                },
+            };
+            let group = Group {
+                name: name.clone(),
+                members: vec![Resource::FloatingIp(ip)],
+                prefer: prefer.get(g).cloned().unwrap_or_default(),
+                stickiness: stickiness.get(g).copied().unwrap_or(0),
+                migration_threshold: 3,
+                failure_timeout: None,
+            };
+            (name, group)
+        })
+        .collect();
+    DesiredState { cluster, nodes, groups }
+}

@@ -1,0 +1,277 @@
+//! The simulated world: nodes (core + agent stand-in + kernel), the network, the fault schedule and the loop.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::manifest::model::{NodeRole, QuorumPolicy};
+use crate::manifest::values::Name;
+use crate::proto::config::Config;
+use crate::proto::node::{Node, Persisted};
+use crate::proto::wire::{Keys, LeaseKey, NodeId};
+
+use super::check::{Checker, Kernel, Violation};
+use super::{Scenario, Stats, desired};
+
+mod step;
+
+/// Seeded randomness with the few shapes the world needs.
+pub(crate) struct Rng(ChaCha8Rng);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(ChaCha8Rng::seed_from_u64(seed))
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.0.next_u64() % n }
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+    pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        lo + (hi.saturating_sub(lo)).mul_f64(self.unit())
+    }
+}
+
+/// Effects of the stand-in reconciler.
+#[derive(Debug, Clone)]
+enum Effect {
+    /// Add the address (queued behind other slow work).
+    Add(LeaseKey),
+    /// Graceful stop: members in reverse order, the address last, then report `Stopped`.
+    Stop(Name, LeaseKey),
+}
+
+pub(crate) struct SimNode {
+    name: Name,
+    rate: f64,
+    id: NodeId,
+    incarnation: u64,
+    boot_id: u64,
+    core: Option<Node>,
+    persisted: Persisted,
+    cfg: Config,
+    hung_until: Option<Duration>,
+    down_until: Option<Duration>,
+    inbox: Vec<(IpAddr, Vec<u8>)>,
+    wake: Duration,
+    pub kernel: Kernel,
+    slow: VecDeque<Effect>,
+    busy_until: Duration,
+    /// Non-queued path: (real time, key, delete?) for refreshes and fences (DESIGN.md §4.6).
+    quick: Vec<(Duration, LeaseKey, bool)>,
+    deadlines: BTreeMap<LeaseKey, Duration>,
+    awaiting_adoption: BTreeSet<LeaseKey>,
+}
+
+impl SimNode {
+    fn local(&self, real: Duration) -> Duration {
+        real.mul_f64(self.rate)
+    }
+    fn real(&self, local: Duration) -> Duration {
+        local.div_f64(self.rate) + Duration::from_nanos(1)
+    }
+    fn up(&self) -> bool {
+        self.core.is_some() && self.hung_until.is_none()
+    }
+}
+
+struct Packet {
+    at: Duration,
+    seq: u64,
+    from: usize,
+    to: usize,
+    bytes: Vec<u8>,
+}
+
+impl PartialEq for Packet {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Packet {}
+impl PartialOrd for Packet {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Packet {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+pub(crate) struct World {
+    rng: Rng,
+    s: Scenario,
+    now: Duration,
+    nodes: Vec<SimNode>,
+    net: BinaryHeap<Reverse<Packet>>,
+    seq: u64,
+    blocked: Vec<Vec<bool>>,
+    loss: f64,
+    dup: f64,
+    delay: (Duration, Duration),
+    next_fault: Duration,
+    heal_at: Duration,
+    end: Duration,
+    healed: bool,
+    checker: Checker,
+    stats: Stats,
+    keys: Keys,
+    /// The config every node ends with (the rollout's target).
+    final_cfgs: Vec<Config>,
+    /// Pending failover measurements: key → crash time.
+    crashed_holder: BTreeMap<LeaseKey, (Duration, usize)>,
+    /// When each key first had a holder after heal.
+    first_held: BTreeMap<LeaseKey, Duration>,
+    sticky: bool,
+    budget: Duration,
+    /// `HACTL_SIM_TRACE=1`: print every event (replaying one seed).
+    verbose: bool,
+}
+
+impl World {
+    pub fn new(seed: u64, s: Scenario) -> World {
+        let mut rng = Rng::new(seed);
+        let strict = rng.chance(0.3);
+        let drift = [1e-3, 1e-2, 5e-2][usize::try_from(rng.below(3)).unwrap_or(0)];
+        let extra = if s.rollout { 2 } else { 0 };
+        let total = s.members + usize::from(s.witness) + extra;
+        let names: Vec<(Name, NodeRole)> = (0..total)
+            .map(|i| {
+                let witness = s.witness && i == s.members;
+                (Name(format!("n{i}")), if witness { NodeRole::Witness } else { NodeRole::Member })
+            })
+            .collect();
+        let prefer: Vec<BTreeMap<Name, i64>> = (0..s.groups)
+            .map(|_| names.iter().map(|(n, _)| (n.clone(), i64::try_from(rng.below(100)).unwrap_or(0))).collect())
+            .collect();
+        let sticky = rng.chance(0.5);
+        let stickiness = vec![if sticky { 1000 } else { 0 }; s.groups];
+        let all = desired(&s, &names, &prefer, &stickiness, strict, drift);
+        let old = desired(&s, &names[..total - extra], &prefer, &stickiness, strict, drift);
+        let cfg_for = |state: &crate::manifest::DesiredState, n: &Name| Config::from_desired(state, n).ok();
+        let mut nodes = Vec::new();
+        let mut final_cfgs = Vec::new();
+        for (i, (name, _)) in names.iter().enumerate() {
+            let start_state = if i < total - extra { &old } else { &all };
+            let (Some(cfg), Some(fin)) = (cfg_for(start_state, name), cfg_for(&all, name)) else { continue };
+            final_cfgs.push(fin);
+            let rate = 1.0 + drift * 0.99 * (2.0 * rng.unit() - 1.0);
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&rng.0.next_u64().to_be_bytes());
+            id[15] = u8::try_from(i).unwrap_or(0);
+            nodes.push(SimNode {
+                name: name.clone(),
+                rate,
+                id: NodeId(id),
+                incarnation: 0,
+                boot_id: rng.0.next_u64(),
+                core: None,
+                persisted: Persisted::default(),
+                cfg,
+                hung_until: None,
+                down_until: Some(rng.between(Duration::ZERO, Duration::from_millis(500))),
+                inbox: Vec::new(),
+                wake: Duration::MAX,
+                kernel: Kernel::new(),
+                slow: VecDeque::new(),
+                busy_until: Duration::ZERO,
+                quick: Vec::new(),
+                deadlines: BTreeMap::new(),
+                awaiting_adoption: BTreeSet::new(),
+            });
+        }
+        let n = nodes.len();
+        let t = s.timers;
+        let d_a = (t.lease + t.margin).mul_f64((1.0 + drift) / (1.0 - drift));
+        let strict_wait = final_cfgs.first().map(Config::strict_wait).unwrap_or_default();
+        let budget = t.dead_time * 2
+            + d_a * 2
+            + t.interval * u32::try_from(n).unwrap_or(1)
+            + if strict { strict_wait } else { Duration::ZERO }
+            + t.dead_time
+            + Duration::from_secs(1);
+        let heal_at = s.fault_phase;
+        let mut checker = Checker::default();
+        checker.strict = strict;
+        checker.majority = s.policy == QuorumPolicy::Majority;
+        checker.refill_gap = t.lease;
+        World {
+            rng,
+            now: Duration::ZERO,
+            nodes,
+            net: BinaryHeap::new(),
+            seq: 0,
+            blocked: vec![vec![false; n]; n],
+            loss: 0.0,
+            dup: 0.0,
+            delay: (Duration::from_micros(200), Duration::from_millis(5)),
+            next_fault: t.dead_time * 3,
+            heal_at,
+            end: heal_at + budget + t.dead_time * 3,
+            healed: false,
+            checker,
+            stats: Stats::default(),
+            keys: Keys(vec![b"sim cluster key".to_vec()]),
+            final_cfgs,
+            crashed_holder: BTreeMap::new(),
+            first_held: BTreeMap::new(),
+            sticky,
+            budget,
+            verbose: std::env::var_os("HACTL_SIM_TRACE").is_some(),
+            s,
+        }
+    }
+
+    pub fn run(mut self) -> Result<Stats, Violation> {
+        loop {
+            let next = self.next_time();
+            if next > self.end {
+                break;
+            }
+            self.now = next;
+            self.step()?;
+            self.checker.holders(self.now, self.nodes.iter_mut().map(|n| &mut n.kernel))?;
+            self.note_failovers();
+        }
+        self.final_checks()?;
+        self.stats.simulated = self.now;
+        self.stats.holder_changes = self.checker.changes.len() as u64;
+        self.stats.stale_overlaps = self.checker.stale_overlaps;
+        Ok(self.stats)
+    }
+
+    fn next_time(&mut self) -> Duration {
+        let mut t = self.end + Duration::from_nanos(1);
+        if !self.healed {
+            t = t.min(self.next_fault).min(self.heal_at);
+        }
+        if let Some(Reverse(p)) = self.net.peek() {
+            t = t.min(p.at);
+        }
+        for n in &self.nodes {
+            for x in [n.down_until, n.hung_until].into_iter().flatten() {
+                t = t.min(x);
+            }
+            if n.up() {
+                t = t.min(n.wake);
+                if !n.slow.is_empty() {
+                    t = t.min(n.busy_until);
+                }
+                for (at, _, _) in &n.quick {
+                    t = t.min(*at);
+                }
+            }
+        }
+        t.max(self.now)
+    }
+}

@@ -1,0 +1,456 @@
+//! One step of the simulated world: restarts, hangs, faults, deliveries, reconciler effects and timeouts.
+
+use std::time::Duration;
+
+use crate::proto::node::{Boot, Event, Input, Node, Trace};
+use crate::proto::wire::LeaseKey;
+
+use super::super::check::{KernelAddr, Violation};
+use super::super::node_address;
+use super::{Effect, Packet, World};
+use std::cmp::Reverse;
+
+const MS: Duration = Duration::from_millis(1);
+
+impl World {
+    /// Handles the earliest pending thing at `self.now`.
+    pub(super) fn step(&mut self) -> Result<(), Violation> {
+        let now = self.now;
+        if !self.healed && now >= self.heal_at {
+            return self.heal();
+        }
+        if !self.healed && now >= self.next_fault {
+            self.next_fault = now + self.rng.between(300 * MS, 2500 * MS);
+            return self.fault();
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].down_until.is_some_and(|t| t <= now) {
+                return self.restart(i);
+            }
+            if self.nodes[i].hung_until.is_some_and(|t| t <= now) {
+                return self.resume(i);
+            }
+        }
+        if self.net.peek().is_some_and(|Reverse(p)| p.at <= now)
+            && let Some(Reverse(p)) = self.net.pop()
+        {
+            return self.deliver(p);
+        }
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up() {
+                continue;
+            }
+            if let Some(pos) = self.nodes[i].quick.iter().position(|(at, _, _)| *at <= now) {
+                let (_, key, delete) = self.nodes[i].quick.swap_remove(pos);
+                self.quick_effect(i, key, delete);
+                return Ok(());
+            }
+            if !self.nodes[i].slow.is_empty() && self.nodes[i].busy_until <= now {
+                return self.slow_effect(i);
+            }
+            if self.nodes[i].wake <= now {
+                return self.feed(i, Input::Timeout);
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds one input to node `i`'s core and carries out what it asks, events (persistence) first.
+    pub(super) fn feed(&mut self, i: usize, input: Input<'_>) -> Result<(), Violation> {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        let local = node.local(now);
+        let Some(core) = node.core.as_mut() else { return Ok(()) };
+        core.handle(local, input);
+        let mut events = Vec::new();
+        while let Some(e) = core.poll_event() {
+            events.push(e);
+        }
+        let mut transmits = Vec::new();
+        while let Some(t) = core.poll_transmit() {
+            transmits.push(t);
+        }
+        let traces = core.drain_trace();
+        let timeout = core.poll_timeout();
+        let wake = node.real(timeout);
+        node.wake = wake.max(now + Duration::from_micros(100));
+        let incarnation = node.incarnation;
+        for t in traces {
+            match t {
+                Trace::Accepted { key, ballot, until } => {
+                    let until = self.nodes[i].real(until);
+                    self.checker.accepted(key, ballot, now, until);
+                }
+                Trace::Prepared { ballot } => self.checker.prepared(now, ballot, incarnation)?,
+            }
+        }
+        for e in events {
+            if self.verbose && !matches!(e, Event::Persist(_)) {
+                eprintln!("{:>12.6?} {} {e:?}", now, self.nodes[i].name);
+            }
+            self.on_event(i, e)?;
+        }
+        for t in transmits {
+            self.transmit(i, t.to, t.bytes);
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, i: usize, e: Event) -> Result<(), Violation> {
+        let now = self.now;
+        let (lease, margin) = (self.s.timers.lease, self.s.timers.margin);
+        match e {
+            Event::Persist(p) => self.nodes[i].persisted = p,
+            Event::Acquired { key, deadline, ballot, .. }
+            | Event::Renewed { key, deadline, ballot, .. }
+            | Event::Adopted { key, deadline, ballot, .. } => {
+                let adopted = matches!(e, Event::Adopted { .. });
+                let node = &mut self.nodes[i];
+                if !adopted && node.awaiting_adoption.contains(&key) {
+                    return Err(Violation {
+                        invariant: "(j) adoption added before confirmation",
+                        at: now,
+                        detail: format!("{} activated {key} before its adoption was confirmed", node.name),
+                    });
+                }
+                node.awaiting_adoption.remove(&key);
+                let start = node.real(deadline.saturating_sub(lease));
+                let fence = node.real(deadline.saturating_sub(margin));
+                self.checker.lease(now, key, ballot, start, fence)?;
+                let node = &mut self.nodes[i];
+                node.deadlines.insert(key, deadline);
+                if matches!(e, Event::Acquired { .. }) || (adopted && !node.kernel.contains_key(&key)) {
+                    self.queue_slow(i, Effect::Add(key));
+                } else {
+                    let at = now + self.rng.between(Duration::ZERO, 3 * MS);
+                    self.nodes[i].quick.push((at, key, false));
+                }
+            }
+            Event::MustFence { key, .. } => {
+                let node = &mut self.nodes[i];
+                node.deadlines.remove(&key);
+                node.awaiting_adoption.remove(&key);
+                node.slow.retain(|e| !matches!(e, Effect::Add(k) if *k == key));
+                let at = now + self.rng.between(Duration::ZERO, 3 * MS);
+                self.nodes[i].quick.push((at, key, true));
+            }
+            Event::MustStop { group, .. } => {
+                if let Some(g) = self.nodes[i].cfg.groups.get(&group) {
+                    let key = g.key;
+                    self.queue_slow(i, Effect::Stop(group, key));
+                }
+            }
+            Event::Released { key, .. } => {
+                self.nodes[i].deadlines.remove(&key);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn queue_slow(&mut self, i: usize, e: Effect) {
+        let d = match e {
+            Effect::Add(_) => self.rng.between(MS, 20 * MS),
+            Effect::Stop(..) => self.rng.between(10 * MS, 400 * MS),
+        };
+        let node = &mut self.nodes[i];
+        if node.slow.is_empty() {
+            node.busy_until = self.now + d;
+        }
+        node.slow.push_back(e);
+    }
+
+    /// The kernel lifetime of an address whose lease has `left` on the lease clock: ⌈left⌉ whole seconds
+    /// (DESIGN.md §4.6) plus the kernel's coarse expiry, in real time.
+    fn lifetime(&mut self, i: usize, left: Duration) -> Duration {
+        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        Duration::from_secs(secs).div_f64(self.nodes[i].rate) + self.rng.between(Duration::ZERO, 750 * MS)
+    }
+
+    /// The agent's non-queued path: reads the lease clock just before the netlink call (DESIGN.md §4.6).
+    fn quick_effect(&mut self, i: usize, key: LeaseKey, delete: bool) {
+        let now = self.now;
+        let margin = self.s.timers.margin;
+        let node = &self.nodes[i];
+        let local = node.local(now);
+        let live = node.deadlines.get(&key).copied().filter(|d| local + margin < *d);
+        let adding = node.slow.iter().any(|e| matches!(e, Effect::Add(k) if *k == key));
+        match (delete, live, node.kernel.contains_key(&key) || !adding) {
+            // Level-triggered like the reconciler: a live lease whose address is missing gets it (again).
+            (false, Some(d), true) => {
+                let expires = now + self.lifetime(i, d - local);
+                self.nodes[i].kernel.insert(key, KernelAddr { expires, stale: false });
+            }
+            (true, _, _) | (false, None, true) => {
+                self.nodes[i].kernel.remove(&key);
+            }
+            _ => {}
+        }
+    }
+
+    fn slow_effect(&mut self, i: usize) -> Result<(), Violation> {
+        let now = self.now;
+        let Some(e) = self.nodes[i].slow.pop_front() else { return Ok(()) };
+        if let Some(next) = self.nodes[i].slow.front().cloned() {
+            let d = match next {
+                Effect::Add(_) => self.rng.between(MS, 20 * MS),
+                Effect::Stop(..) => self.rng.between(10 * MS, 400 * MS),
+            };
+            self.nodes[i].busy_until = now + d;
+        }
+        match e {
+            Effect::Add(key) => {
+                let node = &self.nodes[i];
+                let local = node.local(now);
+                if let Some(d) = node.deadlines.get(&key).copied().filter(|d| local + self.s.timers.margin < *d) {
+                    let expires = now + self.lifetime(i, d - local);
+                    self.nodes[i].kernel.insert(key, KernelAddr { expires, stale: false });
+                }
+                Ok(())
+            }
+            Effect::Stop(group, key) => {
+                self.nodes[i].kernel.remove(&key);
+                self.feed(i, Input::Stopped(group))
+            }
+        }
+    }
+
+    fn transmit(&mut self, from: usize, to: std::net::IpAddr, bytes: Vec<u8>) {
+        let Some(to) = (0..self.nodes.len()).find(|j| node_address(*j) == to) else { return };
+        self.stats.datagrams += 1;
+        self.stats.bytes += bytes.len() as u64;
+        if self.blocked[from][to] || self.rng.chance(self.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.dup) { 2 } else { 1 };
+        for c in 0..copies {
+            let at = self.now + self.rng.between(self.delay.0, self.delay.1);
+            self.seq += 1;
+            let bytes = if c + 1 == copies { std::mem::take(&mut bytes.clone()) } else { bytes.clone() };
+            self.net.push(Reverse(Packet { at, seq: self.seq, from, to, bytes }));
+        }
+    }
+
+    fn deliver(&mut self, p: Packet) -> Result<(), Violation> {
+        let node = &mut self.nodes[p.to];
+        if node.core.is_none() {
+            return Ok(());
+        }
+        if node.hung_until.is_some() {
+            node.inbox.push((node_address(p.from), p.bytes));
+            return Ok(());
+        }
+        self.feed(p.to, Input::Datagram { from: node_address(p.from), bytes: &p.bytes })
+    }
+
+    pub(super) fn restart(&mut self, i: usize) -> Result<(), Violation> {
+        let bug = self.s.bug;
+        let keys = self.keys.clone();
+        let margin = self.s.timers.margin;
+        let node = &mut self.nodes[i];
+        node.down_until = None;
+        node.incarnation += 1;
+        let local = node.local(self.now);
+        node.awaiting_adoption = node
+            .persisted
+            .records
+            .iter()
+            .filter(|(_, r)| !r.released && r.boot_id == node.boot_id && local + margin < r.deadline)
+            .map(|(k, _)| *k)
+            .collect();
+        let boot = Boot {
+            id: node.id,
+            incarnation: node.incarnation,
+            boot_id: node.boot_id,
+            keys,
+            persisted: node.persisted.clone(),
+            bug,
+            trace: true,
+        };
+        if self.verbose {
+            eprintln!("{:>12.6?} {} RESTART adopting={:?}", self.now, node.name, node.awaiting_adoption);
+        }
+        node.core = Some(Node::new(local, node.cfg.clone(), boot));
+        self.feed(i, Input::Timeout)
+    }
+
+    fn resume(&mut self, i: usize) -> Result<(), Violation> {
+        self.nodes[i].hung_until = None;
+        let inbox = std::mem::take(&mut self.nodes[i].inbox);
+        for (from, bytes) in inbox {
+            self.feed(i, Input::Datagram { from, bytes: &bytes })?;
+        }
+        self.feed(i, Input::Timeout)
+    }
+
+    /// Kills node `i`'s agent (`power`: the whole host, its addresses gone with it).
+    pub(super) fn crash(&mut self, i: usize, power: bool, down: Duration) {
+        let now = self.now;
+        if self.verbose {
+            eprintln!("{now:>12.6?} {} CRASH power={power} down={down:?}", self.nodes[i].name);
+        }
+        for (key, a) in &self.nodes[i].kernel {
+            if !a.stale {
+                self.crashed_holder.insert(*key, (now, i));
+            }
+        }
+        let boot_id = self.rng.below(u64::MAX);
+        let node = &mut self.nodes[i];
+        node.core = None;
+        node.inbox.clear();
+        node.slow.clear();
+        node.quick.clear();
+        node.deadlines.clear();
+        node.awaiting_adoption.clear();
+        node.hung_until = None;
+        node.down_until = Some(now + down);
+        if power {
+            node.kernel.clear();
+            node.boot_id = boot_id;
+        } else {
+            node.kernel.values_mut().for_each(|a| a.stale = true);
+        }
+    }
+
+    fn hang(&mut self, i: usize, d: Duration) {
+        let node = &mut self.nodes[i];
+        if node.up() {
+            node.hung_until = Some(self.now + d);
+            node.kernel.values_mut().for_each(|a| a.stale = true);
+        }
+    }
+
+    fn fault(&mut self) -> Result<(), Violation> {
+        let n = self.nodes.len();
+        let i = usize::try_from(self.rng.below(n as u64)).unwrap_or(0);
+        if self.s.crash_only {
+            let holder = self.nodes.iter().position(|x| x.kernel.values().any(|a| !a.stale));
+            if let Some(h) = holder.filter(|_| self.now > self.s.timers.dead_time * 4) {
+                self.crash(h, true, Duration::from_secs(4));
+            }
+            self.next_fault = self.now + self.rng.between(Duration::from_secs(3), Duration::from_secs(6));
+            return Ok(());
+        }
+        match self.rng.below(if self.s.rollout { 9 } else { 8 }) {
+            0 => {
+                let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
+                for a in 0..n {
+                    for b in 0..n {
+                        self.blocked[a][b] = side[a] != side[b];
+                    }
+                }
+            }
+            1 => {
+                let j = usize::try_from(self.rng.below(n as u64)).unwrap_or(0);
+                self.blocked[i][j] = true;
+            }
+            2 => self.blocked.iter_mut().for_each(|r| r.iter_mut().for_each(|b| *b = false)),
+            3 => {
+                let down = self.rng.between(100 * MS, Duration::from_secs(3));
+                if self.nodes[i].core.is_some() {
+                    self.crash(i, false, down);
+                }
+            }
+            4 => {
+                let down = self.rng.between(500 * MS, Duration::from_secs(4));
+                if self.nodes[i].core.is_some() {
+                    self.crash(i, true, down);
+                }
+            }
+            5 => {
+                let d = self.rng.between(100 * MS, Duration::from_secs(3));
+                self.hang(i, d);
+            }
+            6 => {
+                self.loss = 0.3 * self.rng.unit();
+                self.dup = 0.1 * self.rng.unit();
+                self.delay = (Duration::from_micros(100), self.rng.between(MS, 60 * MS));
+            }
+            7 => {}
+            _ => return self.roll_out(i),
+        }
+        Ok(())
+    }
+
+    /// Gives node `i` the final config (a rollout reaches nodes one at a time).
+    fn roll_out(&mut self, i: usize) -> Result<(), Violation> {
+        let Some(fin) = self.final_cfgs.get(i).cloned() else { return Ok(()) };
+        if self.nodes[i].cfg == fin {
+            return Ok(());
+        }
+        self.nodes[i].cfg = fin.clone();
+        if self.nodes[i].up() { self.feed(i, Input::Config(Box::new(fin))) } else { Ok(()) }
+    }
+
+    fn heal(&mut self) -> Result<(), Violation> {
+        self.healed = true;
+        self.blocked.iter_mut().for_each(|r| r.iter_mut().for_each(|b| *b = false));
+        self.loss = 0.01;
+        self.dup = 0.01;
+        self.delay = (Duration::from_micros(200), 5 * MS);
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].down_until.is_some() {
+                self.nodes[i].down_until = Some(self.now);
+            }
+            if self.nodes[i].hung_until.is_some() {
+                self.nodes[i].hung_until = Some(self.now);
+            }
+            if self.s.rollout {
+                self.roll_out(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Failover times: from a holder's crash to another node holding the address.
+    pub(super) fn note_failovers(&mut self) {
+        let mut done = Vec::new();
+        for (key, (at, who)) in &self.crashed_holder {
+            match self.checker.holder.get(key).copied().flatten() {
+                Some(h) if h != *who => {
+                    self.stats.failovers.push(self.now - *at);
+                    done.push(*key);
+                }
+                Some(_) => done.push(*key),
+                None => {}
+            }
+        }
+        for k in done {
+            self.crashed_holder.remove(&k);
+        }
+        if self.healed {
+            for (key, h) in &self.checker.holder {
+                if h.is_some() {
+                    self.first_held.entry(*key).or_insert(self.now);
+                }
+            }
+        }
+    }
+
+    /// (b) liveness within the budget after heal; (c)/(k) at most one holder change once stable (none when
+    /// stickiness outweighs every preference).
+    pub(super) fn final_checks(&self) -> Result<(), Violation> {
+        let fail = |invariant, detail| Err(Violation { invariant, at: self.now, detail });
+        let t = self.s.timers;
+        for g in 0..self.s.groups {
+            let key = super::super::group_address(g);
+            let Some(first) = self.first_held.get(&key) else {
+                return fail("(b) no holder after heal", format!("{key}: nobody holds it"));
+            };
+            if *first > self.heal_at + self.budget {
+                return fail("(b) failover over budget", format!("{key}: first held at {first:?}"));
+            }
+            if self.checker.holder.get(&key).copied().flatten().is_none() {
+                return fail("(b) no single holder at the end", format!("{key}"));
+            }
+            let stable = self.heal_at + t.dead_time * 4;
+            let changes = self.checker.changes.iter().filter(|(at, k, _, _)| *k == key && *at > stable).count();
+            let allowed = if self.sticky { 0 } else { 1 };
+            if changes > allowed {
+                let inv = if self.sticky { "(c) stickiness not honoured" } else { "(k) flapping" };
+                return fail(inv, format!("{key}: {changes} holder changes after {stable:?}"));
+            }
+        }
+        Ok(())
+    }
+}
