@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 trials=${TRIALS:-10}
 out=${1:-/dev/null}
-cargo build --release --quiet --example failover
+cargo build --release --quiet --example failover --bin hactl
 bin=target/release/examples/failover
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
@@ -22,11 +22,12 @@ row() { "$bin" --trials "$trials" --tag bench "$@" 2>>"${rows}.log" | grep '^ROW
 # keepalived (Debian's package, VRRP, unicast, nopreempt): its default advert_int 1 (VRRPv2) and 0.1 (VRRPv3).
 row --daemon keepalived --advert-int 1s
 row --daemon keepalived --advert-int 100ms
-# hactl rows go here once `hactl agent` exists (the example's --daemon hactl, a NodeDaemon in src/lab/):
-#   row --daemon hactl --timers default                  # power-off, hactl's default timers
-#   row --daemon hactl --timers tuned                    # power-off, tuned timers
-#   row --daemon hactl --timers default --scenario move  # lab::Disruption::Command(hactl move WebServices {other})
-# and the ratio column hactl/keepalived below compares each hactl row with keepalived's advert_int 1 row.
+# hactl (`hactl agent` on manifests/lab/, lab::HactlAgent): default timers (heartbeat 200 ms, deadTime 1 s,
+# lease 1 s) and tuned (50 ms, 200 ms, 250 ms). The ratio column compares each row with keepalived's advert_int 1.
+row --daemon hactl --timers default
+row --daemon hactl --timers tuned
+# Not yet: the `move` scenario (lab::Disruption::Command with `hactl move WebServices OTHER`) needs the control
+# plane's `hactl move` (issue 5).
 
 {
   echo "# Failover benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"

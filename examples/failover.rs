@@ -18,12 +18,18 @@ use hactl::manifest::values::Dur;
 /// Arguments of one benchmark row.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The node daemon: `keepalived` (hactl rows come with the agent).
+    /// The node daemon: `keepalived` or `hactl`.
     #[arg(long, default_value = "keepalived")]
     daemon: String,
+    /// hactl's timers: `default` or `tuned`.
+    #[arg(long, default_value = "default")]
+    timers: String,
     /// keepalived's advert_int.
     #[arg(long, value_parser = Dur::parse, default_value = "1s")]
     advert_int: Dur,
+    /// The hactl binary the agents run (default: `hactl` next to this example's directory, as cargo builds it).
+    #[arg(long)]
+    hactl: Option<std::path::PathBuf>,
     /// Number of trials.
     #[arg(long, default_value_t = 10)]
     trials: usize,
@@ -36,6 +42,12 @@ fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
+/// The daemons this benchmark compares.
+enum Daemon {
+    Keepalived(Keepalived),
+    Hactl(lab::HactlAgent),
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (daemon, setting, comm, timing) = match args.daemon.as_str() {
@@ -43,13 +55,28 @@ fn main() -> anyhow::Result<()> {
             let k = Keepalived { advert_int: args.advert_int.0, nopreempt: true };
             let settle = (k.advert_int * 4).max(Duration::from_secs(2));
             let timing = TrialTiming { limit: Duration::from_secs(20), settle, jitter: k.advert_int };
-            (k, format!("advert_int {}", secs(args.advert_int.0)), "keepalived", timing)
+            (Daemon::Keepalived(k), format!("advert_int {}", secs(args.advert_int.0)), "keepalived", timing)
         }
-        other => bail!("unknown daemon {other:?}: only keepalived until the hactl agent exists"),
+        "hactl" => {
+            let timers = if args.timers == "tuned" { lab::Timers::Tuned } else { lab::Timers::Default };
+            let sibling = std::env::current_exe()?.parent().and_then(|d| d.parent()).map(|d| d.join("hactl"));
+            let h = lab::HactlAgent { timers, binary: args.hactl.clone().or(sibling) };
+            let timing = TrialTiming {
+                limit: Duration::from_secs(20),
+                settle: Duration::from_secs(3),
+                jitter: Duration::from_millis(200),
+            };
+            (Daemon::Hactl(h), format!("timers {}", args.timers), "hactl", timing)
+        }
+        other => bail!("unknown daemon {other:?}: keepalived or hactl"),
     };
     let _ = lab::teardown(std::path::Path::new(lab::STATE_ROOT), &args.tag);
     let spec = LabSpec::new(&args.tag, &["ha1", "ha2"])?;
-    let mut lab = LabGuard::new(Lab::up(spec, &daemon)?);
+    let node_daemon: &dyn lab::NodeDaemon = match &daemon {
+        Daemon::Keepalived(k) => k,
+        Daemon::Hactl(h) => h,
+    };
+    let mut lab = LabGuard::new(Lab::up(spec, node_daemon)?);
     lab::sole_holder(&lab, Duration::from_secs(20))?.context("no holder elected")?;
     let (rss, cpu) = lab::idle_usage(&lab, comm, Duration::from_secs(10))?;
     let mut outages = Vec::new();
@@ -75,8 +102,9 @@ fn main() -> anyhow::Result<()> {
     let logs = std::path::Path::new("target/bench-logs");
     std::fs::create_dir_all(logs)?;
     for node in &lab.spec().nodes {
-        let from = lab.spec().node_dir(&node.name).join(format!("{comm}/{comm}.log"));
-        let to = logs.join(format!("{}-{}-{}.log", args.daemon, secs(args.advert_int.0), node.name));
+        let log = if comm == "hactl" { "log/hactl.log".to_string() } else { format!("{comm}/{comm}.log") };
+        let from = lab.spec().node_dir(&node.name).join(log);
+        let to = logs.join(format!("{}-{}-{}.log", args.daemon, setting.replace(' ', "-"), node.name));
         std::fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;
     }
     lab.down()?;

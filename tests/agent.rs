@@ -165,6 +165,9 @@ impl Cluster {
         let Some(first) = first else { panic!("no single holder with its service\n{}", self.agents.logs()) };
         let pids = service_pids(ns(self, first));
         assert_eq!(pids.len(), 1, "one copy of the service\n{}", self.agents.logs());
+        // Settled means renewed at least once (every T/3): an operator restarts or upgrades a running cluster,
+        // not one still in its first round.
+        std::thread::sleep(Duration::from_millis(1500));
         (first, pids[0].clone())
     }
 

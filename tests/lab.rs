@@ -78,18 +78,17 @@ fn wait_sole_holder(lab: &Lab, node: &str, limit: Duration) {
     assert!(held.is_some(), "{node} did not become the only holder within {limit:?}: {:?}", lab.holders());
 }
 
-#[test]
-fn keepalived_power_off_of_the_master_fails_over_and_the_lab_leaves_nothing() {
-    if !lab_available("keepalived_power_off") {
-        return;
-    }
-    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let tag = tag("kpo");
-    let spec = LabSpec::new(&tag, &["ha1", "ha2"]).unwrap();
-    let mut lab = LabGuard::new(Lab::up(spec, &Keepalived::default()).unwrap());
-    // VRRP: both start as BACKUP; ha1 (priority 150) wins after 3 adverts + skew, about 3.4 s.
-    wait_sole_holder(&lab, "ha1", Duration::from_secs(15));
-    assert_eq!(lab.request(Duration::from_secs(1)).unwrap(), Answer::Node("ha1".into()), "page names the master");
+/// Scenarios a–c of issue 6 with any daemon: the preferred node serves, its power-off moves the site to ha2
+/// (the client reaches ha2, never two holders), and its return leaves the site on ha2 (stickiness/nopreempt).
+/// `first` bounds the first election; `processes` is how many processes of `comm` run on a powered-on node.
+fn power_off_round_trip(daemon: &dyn lab::NodeDaemon, tag: &str, first: Duration, comm: &str, processes: usize) {
+    let spec = LabSpec::new(tag, &["ha1", "ha2"]).unwrap();
+    let mut lab = LabGuard::new(Lab::up(spec, daemon).unwrap());
+    wait_sole_holder(&lab, "ha1", first);
+    let served = eventually(Duration::from_secs(10), || {
+        (lab.request(Duration::from_secs(1)).ok()? == Answer::Node("ha1".into())).then_some(())
+    });
+    assert!(served.is_some(), "the page names the holder ha1");
 
     let origin = Instant::now();
     let (period, limit) = (Duration::from_millis(10), Duration::from_secs(30));
@@ -102,6 +101,11 @@ fn keepalived_power_off_of_the_master_fails_over_and_the_lab_leaves_nothing() {
     lab.power_off("ha1").unwrap();
     assert_eq!(lab.pids("ha1").unwrap(), Vec::<i32>::new(), "power-off leaves no process in ha1");
     wait_sole_holder(&lab, "ha2", Duration::from_secs(15));
+    // The holder's own web server answers once the service has started behind the address.
+    let reached = eventually(Duration::from_secs(15), || {
+        (lab.request(Duration::from_secs(1)).ok()? == Answer::Node("ha2".into())).then_some(())
+    });
+    assert!(reached.is_some(), "ha2 serves the page");
     std::thread::sleep(Duration::from_secs(1));
     let records = prober.finish().unwrap();
     let samples = sampler.finish().unwrap();
@@ -114,19 +118,41 @@ fn keepalived_power_off_of_the_master_fails_over_and_the_lab_leaves_nothing() {
     assert_eq!(outage.answered_by.as_deref(), Some("ha2"));
     assert!(records.last().unwrap().node() == Some("ha2"), "ha2 keeps serving");
     assert_eq!(double_holders(&samples), Vec::<&lab::HolderSample>::new(), "a powered-off node holds nothing");
-    eprintln!("keepalived advert_int 1: outage {:?}, ha2 reached after {reached:?}", outage.duration());
+    eprintln!("{comm}: outage {:?}, ha2 reached after {reached:?}", outage.duration());
 
-    // The old master returns: nopreempt keeps the address on ha2 (the guide's stickiness).
+    // The old holder returns: the address stays on ha2 (the guide's stickiness; keepalived's nopreempt).
     lab.power_on("ha1").unwrap();
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(lab.holders().unwrap(), ["ha2"]);
-    let daemon = lab::usage_of(&lab.pids("ha1").unwrap(), "keepalived");
-    assert_eq!(daemon.processes, 2, "keepalived (parent and VRRP child) runs again on ha1 after power-on");
+    let daemon = lab::usage_of(&lab.pids("ha1").unwrap(), comm);
+    assert_eq!(daemon.processes, processes, "{comm} runs again on ha1 after power-on");
     assert_eq!(lab.request(Duration::from_secs(1)).unwrap(), Answer::Node("ha2".into()));
 
     let removed = lab.down().unwrap();
     assert_eq!(removed.len(), 4, "{removed:?}");
-    assert_gone(&tag);
+    assert_gone(tag);
+}
+
+#[test]
+fn keepalived_power_off_of_the_master_fails_over_and_the_lab_leaves_nothing() {
+    if !lab_available("keepalived_power_off") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    // VRRP: both start as BACKUP; ha1 (priority 150) wins after 3 adverts + skew, about 3.4 s. Two processes:
+    // keepalived's parent and its VRRP child.
+    power_off_round_trip(&Keepalived::default(), &tag("kpo"), Duration::from_secs(15), "keepalived", 2);
+}
+
+#[test]
+fn hactl_power_off_of_the_holder_fails_over_and_its_return_changes_nothing() {
+    if !lab_available("hactl_power_off") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    // The agents wait initDead (2 s in the lab), then the preferred ha1 takes the group; one agent process.
+    let daemon = lab::HactlAgent { binary: Some(env!("CARGO_BIN_EXE_hactl").into()), ..lab::HactlAgent::default() };
+    power_off_round_trip(&daemon, &tag("hpo"), Duration::from_secs(20), "hactl", 1);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 
-use crate::lab::{Answer, Keepalived, Lab, LabSpec, NoDaemon, NodeDaemon, STATE_ROOT, teardown};
+use crate::lab::{Answer, HactlAgent, Keepalived, Lab, LabSpec, NoDaemon, NodeDaemon, STATE_ROOT, Timers, teardown};
 use crate::manifest::values::Dur;
 
 use super::EXIT_OK;
@@ -32,10 +32,21 @@ pub struct Args {
 /// Which node daemon moves the floating address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DaemonKind {
+    /// `hactl agent` on the guide's manifests (manifests/lab/); it starts nginx on the holder only.
+    Hactl,
     /// keepalived (VRRP) from the distribution; nginx runs on every node.
     Keepalived,
     /// None: web servers only, nobody holds the floating address (for checking the lab itself).
     None,
+}
+
+/// hactl's timer sets in the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimerSet {
+    /// hactl's defaults.
+    Default,
+    /// Fast failover on a quiet network.
+    Tuned,
 }
 
 /// The lab's subcommands.
@@ -47,7 +58,7 @@ pub enum LabCommand {
         #[arg(long, value_delimiter = ',', default_value = "ha1,ha2")]
         nodes: Vec<String>,
         /// The node daemon.
-        #[arg(long, value_enum, default_value = "keepalived")]
+        #[arg(long, value_enum, default_value = "hactl")]
         daemon: DaemonKind,
         /// keepalived's advert_int (whole seconds use VRRPv2, less VRRPv3), e.g. 1s or 100ms.
         #[arg(long, value_parser = Dur::parse, default_value = "1s")]
@@ -55,6 +66,9 @@ pub enum LabCommand {
         /// Let a returning higher-priority node take the address back (keepalived without nopreempt).
         #[arg(long)]
         preempt: bool,
+        /// hactl's timers: default (as manifests/lab/) or tuned (50 ms heartbeat, 250 ms lease).
+        #[arg(long, value_enum, default_value = "default")]
+        timers: TimerSet,
     },
     /// Tear the lab down: kill its processes by pid, delete its namespaces and files (idempotent).
     Down,
@@ -105,11 +119,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let attach = || Lab::attach(&args.root, &args.tag).context("no such lab (hactl lab up first?)");
     match args.command {
-        LabCommand::Up { nodes, daemon, advert_int, preempt } => {
+        LabCommand::Up { nodes, daemon, advert_int, preempt, timers } => {
             let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
             let mut spec = LabSpec::new(&args.tag, &names)?;
             spec.root = args.root.clone();
+            let timers = if timers == TimerSet::Tuned { Timers::Tuned } else { Timers::Default };
             let daemon: Box<dyn NodeDaemon> = match daemon {
+                DaemonKind::Hactl => Box::new(HactlAgent { timers, binary: None }),
                 DaemonKind::Keepalived => Box::new(Keepalived { advert_int: advert_int.0, nopreempt: !preempt }),
                 DaemonKind::None => Box::new(NoDaemon),
             };

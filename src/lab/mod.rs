@@ -14,20 +14,18 @@
 //! `/run/hactl-lab/T/state.json` lists what was created and started *before* it is created, so [`teardown`] is
 //! idempotent and also works after a crash halfway. Only documentation addresses are used (192.0.2.0/24).
 //!
-//! Plugging in `hactl agent`: implement [`NodeDaemon`] (as [`Keepalived`] does) with `starts_web_server()`
-//! true, and a `prepare` that writes into `ctx.dir` a copy of `manifests/lab/` (its Node addresses already match
-//! the lab's), a key file (mode 0600; point the Cluster's `authKeyFile` at it) and returns
-//! `hactl agent --manifests DIR/manifests --node NODE --state-dir DIR/state --api-socket DIR/hactl.sock`
-//! (`run_files`: the socket). The lab sets `HACTL_LAB_NODE_DIR=DIR`, which `manifests/lab/` uses to start this
-//! node's nginx with [`web`]'s config (call `web::prepare`, so the config and page exist). Power-off, partitions,
-//! the probe, the sampler and the benchmark trials ([`trial`]) then work unchanged; `move` is
-//! [`Disruption::Command`].
+//! Node daemons: [`Keepalived`] (the incumbent, nginx runs on every node) and [`HactlAgent`] (`hactl agent` on
+//! a shared copy of `manifests/lab/`; it starts nginx on the holder only). The lab sets `HACTL_LAB_NODE_DIR` for
+//! every process it starts in a node, which `manifests/lab/` uses to start that node's nginx with [`web`]'s
+//! config. Power-off, partitions, the probe, the sampler and the benchmark trials ([`trial`]) work the same for
+//! both; `move` is [`Disruption::Command`].
 // OS-facing tooling: the probe and sampler time real kernels and processes, so they read the clock.
 #![allow(clippy::disallowed_methods)]
 
 mod bench;
 mod daemon;
 mod guard;
+mod hactl;
 mod instance;
 mod keepalived;
 mod netfilter;
@@ -44,6 +42,7 @@ pub mod web;
 pub use bench::{Disruption, Trial, TrialTiming, idle_usage, sole_holder, trial};
 pub use daemon::{DaemonCommand, NoDaemon, NodeContext, NodeDaemon, PeerContext};
 pub use guard::LabGuard;
+pub use hactl::{HactlAgent, Timers};
 pub use instance::{Lab, sweep_orphans, teardown};
 pub use keepalived::Keepalived;
 pub use outage::{Outage, double_holders, first_answer_from, outage_after, summarize};
@@ -99,6 +98,9 @@ pub enum LabError {
     /// No lab with this tag exists.
     #[error("no lab {0:?} ({1} is missing)")]
     Missing(String, PathBuf),
+    /// The node daemon could not be prepared (its key, its binary).
+    #[error("node daemon: {0}")]
+    Daemon(String),
     /// A probe or sampler thread panicked (a bug).
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
