@@ -403,6 +403,9 @@ impl Node {
     }
 
     fn established(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        if self.bug == Some(PlantedBug::TimerAtAcceptQuorum) {
+            l.t0 = now; // planted bug: the timer starts when the lease is confirmed
+        }
         let deadline = l.t0 + self.cfg.lease;
         let fresh = l.holding.is_none();
         l.holding = Some(deadline);

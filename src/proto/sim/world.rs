@@ -69,6 +69,7 @@ pub(crate) struct SimNode {
     quick: Vec<(Duration, LeaseKey, bool)>,
     deadlines: BTreeMap<LeaseKey, Duration>,
     awaiting_adoption: BTreeSet<LeaseKey>,
+    restarted_at: Duration,
 }
 
 impl SimNode {
@@ -188,6 +189,7 @@ impl World {
                 quick: Vec::new(),
                 deadlines: BTreeMap::new(),
                 awaiting_adoption: BTreeSet::new(),
+                restarted_at: Duration::ZERO,
             });
         }
         let n = nodes.len();

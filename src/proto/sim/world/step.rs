@@ -98,7 +98,7 @@ impl World {
 
     fn on_event(&mut self, i: usize, e: Event) -> Result<(), Violation> {
         let now = self.now;
-        let (lease, margin) = (self.s.timers.lease, self.s.timers.margin);
+        let margin = self.s.timers.margin;
         match e {
             Event::Persist(p) => self.nodes[i].persisted = p,
             Event::Acquired { key, deadline, ballot, .. }
@@ -114,9 +114,9 @@ impl World {
                     });
                 }
                 node.awaiting_adoption.remove(&key);
-                let start = node.real(deadline.saturating_sub(lease));
+                let since = if adopted { node.restarted_at } else { Duration::ZERO };
                 let fence = node.real(deadline.saturating_sub(margin));
-                self.checker.lease(now, key, ballot, start, fence)?;
+                self.checker.lease(now, key, ballot, since, fence)?;
                 let node = &mut self.nodes[i];
                 node.deadlines.insert(key, deadline);
                 if matches!(e, Event::Acquired { .. }) || (adopted && !node.kernel.contains_key(&key)) {
@@ -249,6 +249,7 @@ impl World {
         let margin = self.s.timers.margin;
         let node = &mut self.nodes[i];
         node.down_until = None;
+        node.restarted_at = self.now;
         node.incarnation += 1;
         let local = node.local(self.now);
         node.awaiting_adoption = node
