@@ -216,7 +216,12 @@ impl Node {
             l.strict_until = None;
             l.active = true;
             let deadline = l.holding.unwrap_or(now);
-            self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.held_ballot });
+            self.events.push_back(Event::Acquired {
+                group: group.clone(),
+                key: l.key,
+                deadline,
+                ballot: l.held_ballot,
+            });
         }
         if self.cfg.policy == QuorumPolicy::Ignore {
             self.drive_ignore_holder(now, group, l);
@@ -241,8 +246,11 @@ impl Node {
             .keys()
             .filter(|n| self.cfg.is_member(n))
             .map(|n| {
-                let eligible =
-                    if n == me { self.can_propose() } else { self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over) };
+                let eligible = if n == me {
+                    self.can_propose()
+                } else {
+                    self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over)
+                };
                 Candidate { name: n.clone(), eligible }
             })
             .collect()

@@ -138,7 +138,11 @@ impl Membership {
 
     /// Identities of the peers we hear, for our heartbeat.
     pub fn heard(&self) -> Vec<NodeId> {
-        self.peers.values().filter(|p| matches!(p.state, PeerState::Alive | PeerState::Late)).filter_map(|p| p.id).collect()
+        self.peers
+            .values()
+            .filter(|p| matches!(p.state, PeerState::Alive | PeerState::Late))
+            .filter_map(|p| p.id)
+            .collect()
     }
 
     /// Recomputes states; returns the changes to report.

@@ -531,9 +531,12 @@ impl Node {
         p.heard = heard.into_iter().collect();
         // §4.4: the joint phase ends when every voter reports the new digest.
         if !self.old_voters.is_empty() || self.joint_unknown {
-            let all_new = self.cfg.voters().iter().filter(|v| **v != self.cfg.me).all(|v| {
-                self.members.peers.get(v).is_some_and(|p| p.digest == Some(self.cfg.digest))
-            });
+            let all_new = self
+                .cfg
+                .voters()
+                .iter()
+                .filter(|v| **v != self.cfg.me)
+                .all(|v| self.members.peers.get(v).is_some_and(|p| p.digest == Some(self.cfg.digest)));
             if all_new && self.joint_exit_at.is_none() {
                 let d_a = self.acceptor.exclusion();
                 self.joint_exit_at = Some(now + d_a.mul_f64((1.0 + self.cfg.drift) / (1.0 - self.cfg.drift)));
