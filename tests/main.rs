@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod manifests;
+mod placement;
 mod sim;
