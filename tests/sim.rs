@@ -114,3 +114,67 @@ fn sim_catches_rollout_without_joint_majorities() {
     let s = Scenario { bug: Some(PlantedBug::NoJointMajority), rollout: true, ..Scenario::majority(3, false) };
     assert_caught("sim_catches_rollout_without_joint_majorities", s, 400, "(a)");
 }
+
+fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// Benchmark (issue item 10; run by bench/sim_failover.sh): failover after a holder's power-off, in virtual time,
+/// for the default and the tuned timers, non-strict and strict.
+#[test]
+#[ignore = "benchmark: prints numbers, asserts nothing about them"]
+fn sim_bench_failover() {
+    use hactl::proto::sim::Timers;
+    let seeds = std::env::var("HACTL_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(40u64);
+    for (label, timers, strict) in [
+        ("default", Timers::defaults(), false),
+        ("tuned", Timers::tuned(), false),
+        ("default strict", Timers::defaults(), true),
+    ] {
+        let s = Scenario {
+            crash_only: true,
+            strict: Some(strict),
+            timers,
+            groups: 1,
+            fault_phase: std::time::Duration::from_secs(120),
+            ..Scenario::majority(3, false)
+        };
+        let mut all = Vec::new();
+        for seed in 0..seeds {
+            all.extend(sim::run(seed, &s).unwrap().failovers);
+        }
+        all.sort();
+        println!(
+            "failover {label:>15}: {} failovers over {seeds} seeds, p50 {:?}, p99 {:?}, max {:?}",
+            all.len(),
+            percentile(&all, 0.5),
+            percentile(&all, 0.99),
+            all.last().copied().unwrap_or_default()
+        );
+    }
+}
+
+/// Benchmark: CPU time and bytes per second per node for 16 nodes × 1,000 groups (no faults).
+#[test]
+#[ignore = "benchmark: prints numbers, asserts nothing about them"]
+fn sim_bench_scale() {
+    let groups = std::env::var("HACTL_SIM_GROUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000usize);
+    let s = Scenario { groups, fault_phase: std::time::Duration::ZERO, ..Scenario::majority(16, false) };
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let stats = sim::run(1, &s).unwrap();
+    let cpu = started.elapsed();
+    let secs = stats.simulated.as_secs_f64();
+    println!(
+        "scale 16 nodes x {groups} groups: {:.1} s virtual in {cpu:.2?} CPU (all 16 cores' work on one thread): \
+         {:.1} ms CPU per node per virtual second, {:.0} bytes/s and {:.0} datagrams/s sent per node",
+        secs,
+        cpu.as_secs_f64() * 1000.0 / 16.0 / secs,
+        stats.bytes as f64 / 16.0 / secs,
+        stats.datagrams as f64 / 16.0 / secs,
+    );
+}

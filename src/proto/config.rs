@@ -79,6 +79,8 @@ pub struct Config {
     pub nodes: BTreeMap<Name, Peer>,
     /// Groups with at least one floating address (a group without one has no lease; see the module docs).
     pub groups: BTreeMap<Name, GroupConf>,
+    /// The group of each lease key (records name keys, not groups).
+    pub by_key: BTreeMap<LeaseKey, Name>,
 }
 
 impl Config {
@@ -98,7 +100,7 @@ impl Config {
             .iter()
             .map(|(n, cfg)| (n.clone(), Peer { address: cfg.address, votes: cfg.votes, role: cfg.role }))
             .collect();
-        let groups = state
+        let groups: BTreeMap<Name, GroupConf> = state
             .groups
             .iter()
             .filter_map(|(n, g)| {
@@ -108,7 +110,9 @@ impl Config {
                 Some((n.clone(), GroupConf { key, addresses, prefer: g.prefer.clone(), stickiness: g.stickiness }))
             })
             .collect();
+        let by_key = groups.iter().map(|(n, g)| (g.key, n.clone())).collect();
         Ok(Config {
+            by_key,
             me: me.clone(),
             digest,
             policy: c.quorum.policy,
@@ -145,6 +149,11 @@ impl Config {
         let waited = self.tm().as_secs_f64();
         let real = ((stale - waited) / (1.0 - self.drift)).max(0.0);
         Duration::from_secs_f64(real * (1.0 + self.drift))
+    }
+
+    /// The group whose lease key is `key`.
+    pub fn group_of(&self, key: LeaseKey) -> Option<&Name> {
+        self.by_key.get(&key)
     }
 
     /// Names whose vote counts.

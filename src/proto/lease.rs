@@ -348,7 +348,7 @@ impl Node {
     }
 
     fn group_of(&self, key: LeaseKey) -> Option<Name> {
-        self.leases.iter().find(|(_, l)| l.key == key).map(|(n, _)| n.clone())
+        self.cfg.group_of(key).cloned()
     }
 
     pub(super) fn on_promise(&mut self, now: Duration, from: &Name, a: Answer) {

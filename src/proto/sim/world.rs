@@ -137,12 +137,15 @@ pub(crate) struct World {
     budget: Duration,
     /// `HACTL_SIM_TRACE=1`: print every event (replaying one seed).
     verbose: bool,
+    /// Recently sent datagrams, for replay attacks: (from, to, bytes).
+    recorded: Vec<(usize, usize, Vec<u8>)>,
 }
 
 impl World {
     pub fn new(seed: u64, s: Scenario) -> World {
         let mut rng = Rng::new(seed);
-        let strict = rng.chance(0.3);
+        let drawn = rng.chance(0.3);
+        let strict = s.strict.unwrap_or(drawn);
         let drift = [1e-3, 1e-2, 5e-2][usize::try_from(rng.below(3)).unwrap_or(0)];
         let extra = if s.rollout { 2 } else { 0 };
         let total = s.members + usize::from(s.witness) + extra;
@@ -230,6 +233,7 @@ impl World {
             sticky,
             budget,
             verbose: std::env::var_os("HACTL_SIM_TRACE").is_some(),
+            recorded: Vec::new(),
             s,
         }
     }

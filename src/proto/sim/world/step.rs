@@ -106,6 +106,13 @@ impl World {
             | Event::Adopted { key, deadline, ballot, .. } => {
                 let adopted = matches!(e, Event::Adopted { .. });
                 let node = &mut self.nodes[i];
+                if !node.cfg.is_member(&node.name) {
+                    return Err(Violation {
+                        invariant: "witness holds",
+                        at: now,
+                        detail: format!("{} (a witness) acquired {key}", node.name),
+                    });
+                }
                 if !adopted && node.awaiting_adoption.contains(&key) {
                     return Err(Violation {
                         invariant: "(j) adoption added before confirmation",
@@ -219,6 +226,12 @@ impl World {
         let Some(to) = (0..self.nodes.len()).find(|j| node_address(*j) == to) else { return };
         self.stats.datagrams += 1;
         self.stats.bytes += bytes.len() as u64;
+        if self.recorded.len() < 256 {
+            self.recorded.push((from, to, bytes.clone()));
+        } else if self.rng.chance(0.05) {
+            let slot = usize::try_from(self.rng.below(256)).unwrap_or(0);
+            self.recorded[slot] = (from, to, bytes.clone());
+        }
         if self.blocked[from][to] || self.rng.chance(self.loss) {
             return;
         }
@@ -367,10 +380,22 @@ impl World {
                 self.dup = 0.1 * self.rng.unit();
                 self.delay = (Duration::from_micros(100), self.rng.between(MS, 60 * MS));
             }
-            7 => {}
+            7 => self.replay(),
             _ => return self.roll_out(i),
         }
         Ok(())
+    }
+
+    /// (l) An attacker on the wire replays a few recorded datagrams, possibly from before a restart.
+    fn replay(&mut self) {
+        for _ in 0..8 {
+            let Some(len) = u64::try_from(self.recorded.len()).ok().filter(|l| *l > 0) else { return };
+            let slot = usize::try_from(self.rng.below(len)).unwrap_or(0);
+            let (from, to, bytes) = self.recorded[slot].clone();
+            let at = self.now + self.rng.between(Duration::ZERO, 20 * MS);
+            self.seq += 1;
+            self.net.push(Reverse(Packet { at, seq: self.seq, from, to, bytes }));
+        }
     }
 
     /// Gives node `i` the final config (a rollout reaches nodes one at a time).
