@@ -10,6 +10,7 @@ struct Case {
     prefer: BTreeMap<Name, i64>,
     stickiness: i64,
     holder: Option<Name>,
+    moved: Option<Name>,
     nodes: Vec<Candidate>,
     expect: Option<Name>,
 }
@@ -30,6 +31,7 @@ fn parse(text: &str) -> Vec<Case> {
             prefer: BTreeMap::new(),
             stickiness: 0,
             holder: None,
+            moved: None,
             nodes: Vec::new(),
             expect: None,
         };
@@ -45,6 +47,7 @@ fn parse(text: &str) -> Vec<Case> {
                 }
                 "stickiness" => case.stickiness = rest.parse().unwrap(),
                 "holder" => case.holder = node(rest),
+                "move" => case.moved = node(rest),
                 "nodes" => {
                     case.nodes = rest
                         .split_whitespace()
@@ -67,7 +70,7 @@ fn placement_decision_tables() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         for case in parse(&std::fs::read_to_string(&path).unwrap()) {
-            let ranked = rank(&case.prefer, case.stickiness, case.holder.as_ref(), &case.nodes);
+            let ranked = rank(&case.prefer, case.stickiness, case.holder.as_ref(), case.moved.as_ref(), &case.nodes);
             let got = choose(&ranked, case.holder.as_ref());
             assert_eq!(got, case.expect, "{}: case {:?}: ranking {ranked:?}", path.display(), case.name);
             checked += 1;

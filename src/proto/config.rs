@@ -46,6 +46,10 @@ pub struct GroupConf {
     pub prefer: BTreeMap<Name, i64>,
     /// Bonus of the current holder.
     pub stickiness: i64,
+    /// Failures within `failure_timeout` after which a node gives the group up.
+    pub migration_threshold: u32,
+    /// How long a failure counts; `None`: forever.
+    pub failure_timeout: Option<Duration>,
 }
 
 /// The core's configuration, derived from the manifests (one per config version).
@@ -107,7 +111,17 @@ impl Config {
                 let mut addresses: Vec<IpAddr> = g.floating_ips().map(|ip| ip.address.addr()).collect();
                 addresses.sort();
                 let key = *addresses.first()?;
-                Some((n.clone(), GroupConf { key, addresses, prefer: g.prefer.clone(), stickiness: g.stickiness }))
+                Some((
+                    n.clone(),
+                    GroupConf {
+                        key,
+                        addresses,
+                        prefer: g.prefer.clone(),
+                        stickiness: g.stickiness,
+                        migration_threshold: g.migration_threshold,
+                        failure_timeout: g.failure_timeout,
+                    },
+                ))
             })
             .collect();
         let by_key = groups.iter().map(|(n, g)| (g.key, n.clone())).collect();

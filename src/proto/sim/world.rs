@@ -139,6 +139,10 @@ pub(crate) struct World {
     verbose: bool,
     /// Recently sent datagrams, for replay attacks: (from, to, bytes).
     recorded: Vec<(usize, usize, Vec<u8>)>,
+    /// (d) The operator operation issued after heal: when, by which node, what.
+    op: Option<(Duration, usize, crate::proto::Operation)>,
+    /// Whether `op` was issued.
+    op_done: bool,
 }
 
 impl World {
@@ -206,6 +210,16 @@ impl World {
             + t.dead_time
             + Duration::from_secs(1);
         let heal_at = s.fault_phase;
+        let op = (!s.crash_only && s.groups > 0 && rng.chance(0.5)).then(|| {
+            let target = Name(format!("n{}", rng.below(s.members as u64)));
+            let issuer = usize::try_from(rng.below(n as u64)).unwrap_or(0);
+            let op = if rng.chance(0.5) {
+                crate::proto::Operation::Standby { node: target }
+            } else {
+                crate::proto::Operation::Move { group: Name("g0".into()), node: target, duration: None }
+            };
+            (heal_at + t.dead_time * 2, issuer, op)
+        });
         let mut checker = Checker::default();
         checker.strict = strict;
         checker.majority = s.policy == QuorumPolicy::Majority;
@@ -234,6 +248,8 @@ impl World {
             budget,
             verbose: std::env::var_os("HACTL_SIM_TRACE").is_some(),
             recorded: Vec::new(),
+            op,
+            op_done: false,
             s,
         }
     }
@@ -260,6 +276,9 @@ impl World {
         let mut t = self.end + Duration::from_nanos(1);
         if !self.healed {
             t = t.min(self.next_fault).min(self.heal_at);
+        }
+        if let Some((at, _, _)) = self.op.as_ref().filter(|_| !self.op_done) {
+            t = t.min(*at);
         }
         if let Some(Reverse(p)) = self.net.peek() {
             t = t.min(p.at);

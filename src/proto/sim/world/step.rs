@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::proto::Operation;
 use crate::proto::node::{Boot, Event, Input, Node, Trace};
 use crate::proto::wire::LeaseKey;
 
@@ -22,6 +23,14 @@ impl World {
         if !self.healed && now >= self.next_fault {
             self.next_fault = now + self.rng.between(300 * MS, 2500 * MS);
             return self.fault();
+        }
+        if let Some((at, issuer, op)) = self.op.clone().filter(|(at, _, _)| !self.op_done && *at <= now) {
+            let _ = at;
+            self.op_done = true;
+            if self.verbose {
+                eprintln!("{now:>12.6?} {} OPERATE {op:?}", self.nodes[issuer].name);
+            }
+            return self.feed(issuer, Input::Operate(op));
         }
         for i in 0..self.nodes.len() {
             if self.nodes[i].down_until.is_some_and(|t| t <= now) {
@@ -290,6 +299,11 @@ impl World {
 
     fn resume(&mut self, i: usize) -> Result<(), Violation> {
         self.nodes[i].hung_until = None;
+        // A config rolled out while the agent hung is read when it wakes.
+        let cfg = self.nodes[i].cfg.clone();
+        if self.nodes[i].core.as_ref().is_some_and(|c| *c.config() != cfg) {
+            self.feed(i, Input::Config(Box::new(cfg)))?;
+        }
         let inbox = std::mem::take(&mut self.nodes[i].inbox);
         for (from, bytes) in inbox {
             self.feed(i, Input::Datagram { from, bytes: &bytes })?;
@@ -457,6 +471,20 @@ impl World {
     /// stickiness outweighs every preference).
     pub(super) fn final_checks(&self) -> Result<(), Violation> {
         let fail = |invariant, detail| Err(Violation { invariant, at: self.now, detail });
+        match &self.op {
+            Some((_, _, Operation::Standby { node })) => {
+                if let Some(n) = self.nodes.iter().find(|n| n.name == *node && !n.kernel.is_empty()) {
+                    return fail("(d) standby not obeyed", format!("{} still holds {:?}", n.name, n.kernel.keys()));
+                }
+            }
+            Some((_, _, Operation::Move { node, .. })) => {
+                let key = super::super::group_address(0);
+                if !self.nodes.iter().any(|n| n.name == *node && n.kernel.contains_key(&key)) {
+                    return fail("(d) move not obeyed", format!("{node} does not hold {key}"));
+                }
+            }
+            _ => {}
+        }
         let t = self.s.timers;
         for g in 0..self.s.groups {
             let key = super::super::group_address(g);
@@ -471,7 +499,12 @@ impl World {
             }
             let stable = self.heal_at + t.dead_time * 4;
             let changes = self.checker.changes.iter().filter(|(at, k, _, _)| *k == key && *at > stable).count();
-            let allowed = if self.sticky { 0 } else { 1 };
+            let by_op = match &self.op {
+                Some((_, _, Operation::Standby { .. })) => 1,
+                Some((_, _, Operation::Move { group, .. })) if group.0 == format!("g{g}") => 1,
+                _ => 0,
+            };
+            let allowed = if self.sticky { 0 } else { 1 } + by_op;
             if changes > allowed {
                 let inv = if self.sticky { "(c) stickiness not honoured" } else { "(k) flapping" };
                 return fail(inv, format!("{key}: {changes} holder changes after {stable:?}"));
