@@ -209,6 +209,13 @@ pub struct Transmit {
     pub bytes: Vec<u8>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputKind {
+    Datagram,
+    Timeout,
+    Other,
+}
+
 /// The protocol core of one node.
 #[derive(Debug)]
 pub struct Node {
@@ -244,6 +251,11 @@ pub struct Node {
     pub(super) releases: Vec<(Record, Duration)>,
     /// Replicated operations and failcounts.
     pub(super) ops: super::ops::Ops,
+    /// Lease keys named by the records of this input: their leases are driven now (the rest wait for their
+    /// timer or the next heartbeat, so one datagram costs O(records), not O(groups)).
+    pub(super) touched: BTreeSet<LeaseKey>,
+    /// Drive every lease on this input (timer of a heartbeat, membership change, operation, config).
+    pub(super) full_drive: bool,
 }
 
 impl Node {
@@ -274,6 +286,8 @@ impl Node {
             joint_exit_at: None,
             releases: Vec::new(),
             ops: super::ops::Ops::default(),
+            touched: BTreeSet::new(),
+            full_drive: true,
             id: boot.id,
             incarnation: boot.incarnation,
             boot_id: boot.boot_id,
@@ -327,14 +341,25 @@ impl Node {
 
     /// Feeds one input; then drain the polls.
     pub fn handle(&mut self, now: Duration, input: Input<'_>) {
+        let input_kind = match input {
+            Input::Datagram { .. } => InputKind::Datagram,
+            Input::Timeout => InputKind::Timeout,
+            _ => InputKind::Other,
+        };
         match input {
             Input::Datagram { from, bytes } => self.receive(now, from, bytes),
             Input::Timeout => {}
-            Input::Stopped(group) => self.stopped(now, &group),
+            Input::Stopped(group) => {
+                self.full_drive = true;
+                self.stopped(now, &group)
+            }
             Input::Config(cfg) => self.reconfigure(now, *cfg),
             Input::TieBreaker(ok) => self.tie_breaker_ok = ok,
             Input::Operate(op) => self.operate(now, op),
             Input::MemberFailed(group) => self.member_failed(now, &group),
+        }
+        if !matches!(input_kind, InputKind::Datagram | InputKind::Timeout) {
+            self.full_drive = true;
         }
         self.drive(now);
     }
@@ -402,6 +427,10 @@ impl Node {
         self.ops.expire(now);
         for (name, state) in self.members.update(now, self.cfg.warn_time, self.cfg.dead_time) {
             self.events.push_back(Event::PeerState { node: name, state });
+            self.full_drive = true;
+        }
+        if now >= self.next_heartbeat {
+            self.full_drive = true; // placement is re-evaluated for every group once per heartbeat
         }
         self.drive_leases(now);
         if now >= self.next_heartbeat {
@@ -485,6 +514,16 @@ impl Node {
     }
 
     fn on_record(&mut self, now: Duration, from: &Name, id: NodeId, record: Record) {
+        match &record {
+            Record::Held { key, .. } | Record::Release { key, .. } => {
+                self.touched.insert(*key);
+            }
+            Record::Promise(a) | Record::Accepted(a) => {
+                self.touched.insert(a.key);
+            }
+            Record::Op(_) => self.full_drive = true,
+            _ => {}
+        }
         match record {
             Record::Heartbeat { digest, heard, ready } => {
                 if let Some(p) = self.members.peers.get_mut(from) {
