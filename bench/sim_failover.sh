@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --test main sim_bench_ -- --ignored --nocapture --test-threads 1 2>&1 \
-  | grep -E '^(failover|scale)'
+  | grep -oE '(failover|scale) .*'
