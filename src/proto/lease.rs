@@ -11,7 +11,8 @@ use crate::manifest::values::Name;
 
 use super::acceptor::PlantedBug;
 use super::config::Config;
-use super::node::{AdoptionRecord, Event, Node};
+use super::io::{AdoptionRecord, Event};
+use super::node::Node;
 use super::placement::{self, Candidate};
 use super::wire::{Answer, Ballot, LeaseKey, Proposal, Record};
 
@@ -335,7 +336,7 @@ impl Node {
         l.refused.clear();
         self.record(l, false);
         if let Some(t) = self.trace.as_mut() {
-            t.push(super::node::Trace::Prepared { ballot: l.ballot });
+            t.push(super::io::Trace::Prepared { ballot: l.ballot });
         }
         self.send_proposals(now, l, true);
     }

@@ -456,6 +456,15 @@ mod tests {
             Record::Accepted(Answer { key, round: 4, ok: true, promised: b, accepted: None, left_ms: 0 }),
             Record::Release { key, round: 4, to: Some(NodeId([5; 16])) },
             Record::Release { key, round: 4, to: None },
+            Record::Op(crate::proto::ops::OpRecord {
+                stamp: crate::proto::ops::Stamp { incarnation: 2, counter: 3, origin: NodeId([4; 16]) },
+                kind: crate::proto::ops::OpKind::Clear,
+                group: "WebServices".into(),
+                node: String::new(),
+                left_ms: u32::MAX,
+                cancels: Some(crate::proto::ops::Stamp::default()),
+            }),
+            Record::OpAck(crate::proto::ops::Stamp::default()),
         ]
     }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::proto::Operation;
-use crate::proto::node::{Boot, Event, Input, Node, Trace};
 use crate::proto::wire::LeaseKey;
+use crate::proto::{Boot, Event, Input, Node, Trace};
 
 use super::super::check::{KernelAddr, Violation};
 use super::super::node_address;
