@@ -39,7 +39,8 @@ pub struct Scenario {
     pub groups: usize,
     /// Virtual time with faults.
     pub fault_phase: Duration,
-    /// Roll out a config that adds two voters, one node at a time, during the fault phase.
+    /// Roll out a config that adds two voters, lengthens T and renames a group, one node at a time, during the
+    /// fault phase.
     pub rollout: bool,
     /// Planted bug (checker self-test).
     pub bug: Option<PlantedBug>,

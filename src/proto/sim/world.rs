@@ -206,7 +206,21 @@ impl World {
             .collect();
         let sticky = rng.chance(0.5);
         let stickiness = vec![if sticky { 1000 } else { 0 }; s.groups];
-        let all = desired(&s, &names, &prefer, &stickiness, strict, drift);
+        // The rollout's target config also lengthens T by 20 % and renames g1 (its lease follows its address).
+        let target = if s.rollout {
+            let mut r = s.clone();
+            r.timers.lease += s.timers.lease / 5;
+            r
+        } else {
+            s.clone()
+        };
+        let mut all = desired(&target, &names, &prefer, &stickiness, strict, drift);
+        if s.rollout
+            && let Some(mut g) = all.groups.remove(&Name("g1".into()))
+        {
+            g.name = Name("g1-renamed".into());
+            all.groups.insert(g.name.clone(), g);
+        }
         let old = desired(&s, &names[..total - extra], &prefer, &stickiness, strict, drift);
         let cfg_for = |state: &crate::manifest::DesiredState, n: &Name| Config::from_desired(state, n).ok();
         let mut nodes = Vec::new();
