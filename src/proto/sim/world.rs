@@ -236,7 +236,7 @@ impl World {
         let strict_wait = final_cfgs.first().map(Config::strict_wait).unwrap_or_default();
         let budget = failover_budget(t, drift, n, strict.then_some(strict_wait));
         let heal_at = s.fault_phase;
-        let op = (!s.crash_only && s.groups > 0 && rng.chance(0.5)).then(|| {
+        let op = (!s.crash_only && !s.measure_cpu && s.groups > 0 && rng.chance(0.5)).then(|| {
             let target = Name(format!("n{}", rng.below(s.members as u64)));
             let issuer = usize::try_from(rng.below(n as u64)).unwrap_or(0);
             let op = if rng.chance(0.5) {
