@@ -156,7 +156,16 @@ impl Node {
         let groups: Vec<(Name, LeaseKey)> = self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.key)).collect();
         for (name, key) in groups {
             let l = match old.iter().position(|(_, l)| l.key == key) {
-                Some(i) => old.swap_remove(i).1,
+                Some(i) => {
+                    let (was, mut l) = old.swap_remove(i);
+                    if was != name {
+                        // Renamed mid-hand-over: the agent reports `Stopped` under the old name, which is gone;
+                        // the next placement check asks again under the new one (stopping is idempotent).
+                        l.stopping = None;
+                        l.next_placement = Duration::ZERO;
+                    }
+                    l
+                }
                 None => Lease::new(key),
             };
             self.leases.insert(name, l);
