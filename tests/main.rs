@@ -10,6 +10,7 @@ mod lab;
 mod manifests;
 mod model;
 mod net;
+mod placement;
 mod plan;
 mod sim;
 mod support;

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crate::manifest::values::Name;
 
+use super::io::Event;
 use super::lease::Lease;
-use super::node::{Event, Node};
+use super::node::Node;
 use super::wire::Ballot;
 
 impl Node {
@@ -24,6 +25,7 @@ impl Node {
         let deadline = now + self.cfg.lease;
         l.holding = Some(deadline);
         l.active = true;
+        l.stopping = None;
         l.next_renew = now + self.cfg.lease / 3;
         self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.ballot });
     }
@@ -38,6 +40,7 @@ impl Node {
                 l.holding = None;
                 l.active = false;
                 l.conflict = None;
+                l.stopping = None;
                 l.retry_at = now + self.cfg.dead_time;
                 self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
                 self.events.push_back(Event::Conflict { group: group.clone(), with: peer, yielded: true });

@@ -11,7 +11,8 @@ use crate::manifest::values::Name;
 
 use super::acceptor::PlantedBug;
 use super::config::Config;
-use super::node::{AdoptionRecord, Event, Node};
+use super::io::{AdoptionRecord, Event};
+use super::node::Node;
 use super::placement::{self, Candidate};
 use super::wire::{Answer, Ballot, LeaseKey, Proposal, Record};
 
@@ -59,6 +60,8 @@ pub(crate) struct Lease {
     pub handed: bool,
     /// Under `ignore`: the claimant we last reported a conflict with.
     pub conflict: Option<Name>,
+    /// The holder re-checks placement once per heartbeat interval, not on every datagram.
+    pub next_placement: Duration,
 }
 
 impl Lease {
@@ -85,6 +88,7 @@ impl Lease {
             go_now: false,
             handed: false,
             conflict: None,
+            next_placement: Duration::ZERO,
         }
     }
 
@@ -152,7 +156,16 @@ impl Node {
         let groups: Vec<(Name, LeaseKey)> = self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.key)).collect();
         for (name, key) in groups {
             let l = match old.iter().position(|(_, l)| l.key == key) {
-                Some(i) => old.swap_remove(i).1,
+                Some(i) => {
+                    let (was, mut l) = old.swap_remove(i);
+                    if was != name {
+                        // Renamed mid-hand-over: the agent reports `Stopped` under the old name, which is gone;
+                        // the next placement check asks again under the new one (stopping is idempotent).
+                        l.stopping = None;
+                        l.next_placement = Duration::ZERO;
+                    }
+                    l
+                }
                 None => Lease::new(key),
             };
             self.leases.insert(name, l);
@@ -167,7 +180,14 @@ impl Node {
     }
 
     pub(super) fn drive_leases(&mut self, now: Duration) {
-        let names: Vec<Name> = self.leases.keys().cloned().collect();
+        let full = std::mem::take(&mut self.full_drive);
+        let touched = std::mem::take(&mut self.touched);
+        let names: Vec<Name> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| full || touched.contains(&l.key) || l.next_wake(&self.cfg) <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in names {
             let Some(mut l) = self.leases.remove(&name) else { continue };
             self.drive_lease(now, &name, &mut l);
@@ -225,12 +245,11 @@ impl Node {
         }
         if self.cfg.policy == QuorumPolicy::Ignore {
             self.drive_ignore_holder(now, group, l);
-            return;
-        }
-        if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
+        } else if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
             self.start_round(now, l);
         }
-        if l.active && l.stopping.is_none() {
+        if l.active && l.holding.is_some() && l.stopping.is_none() && now >= l.next_placement {
+            l.next_placement = now + self.cfg.interval;
             self.maybe_hand_over(group, l);
         }
     }
@@ -238,7 +257,7 @@ impl Node {
     /// The candidates for a group from this node's view (§4.9 −∞ rules: offline, not heard both ways, witness).
     /// A hand-over target must also have said it is ready (`for_hand_over`); a vacancy's ranking does not wait for
     /// that, so a peer finishing its start-up grace a heartbeat late is not overtaken by a lower-ranked one.
-    pub(super) fn candidates(&self, for_hand_over: bool) -> Vec<Candidate> {
+    pub(super) fn candidates(&self, group: &Name, for_hand_over: bool) -> Vec<Candidate> {
         let me = &self.cfg.me;
         let ready = |n: &Name| self.members.peers.get(n).is_some_and(|p| p.ready);
         self.cfg
@@ -251,14 +270,18 @@ impl Node {
                 } else {
                     self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over)
                 };
-                Candidate { name: n.clone(), eligible }
+                Candidate { name: n.clone(), eligible: eligible && !self.excluded_by_ops(group, n) }
             })
             .collect()
     }
 
     fn ranking(&self, group: &Name, holder: Option<&Name>) -> Vec<(Name, i64)> {
         match self.cfg.groups.get(group) {
-            Some(g) => placement::rank(&g.prefer, g.stickiness, holder, &self.candidates(holder.is_some())),
+            Some(g) => {
+                let moved = self.moved_to(group);
+                let candidates = self.candidates(group, holder.is_some());
+                placement::rank(&g.prefer, g.stickiness, holder, moved.as_ref(), &candidates)
+            }
             None => Vec::new(),
         }
     }
@@ -322,7 +345,7 @@ impl Node {
         l.refused.clear();
         self.record(l, false);
         if let Some(t) = self.trace.as_mut() {
-            t.push(super::node::Trace::Prepared { ballot: l.ballot });
+            t.push(super::io::Trace::Prepared { ballot: l.ballot });
         }
         self.send_proposals(now, l, true);
     }
@@ -348,7 +371,7 @@ impl Node {
     }
 
     fn group_of(&self, key: LeaseKey) -> Option<Name> {
-        self.leases.iter().find(|(_, l)| l.key == key).map(|(n, _)| n.clone())
+        self.cfg.group_of(key).cloned()
     }
 
     pub(super) fn on_promise(&mut self, now: Duration, from: &Name, a: Answer) {
@@ -411,8 +434,14 @@ impl Node {
     }
 
     fn established(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        if self.bug == Some(PlantedBug::TimerAtAcceptQuorum) {
+            l.t0 = now; // planted bug: the timer starts when the lease is confirmed
+        }
         let deadline = l.t0 + self.cfg.lease;
         let fresh = l.holding.is_none();
+        if fresh {
+            l.stopping = None;
+        }
         l.holding = Some(deadline);
         l.held_ballot = l.ballot;
         l.phase = Phase::Idle;

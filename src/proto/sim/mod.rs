@@ -39,7 +39,8 @@ pub struct Scenario {
     pub groups: usize,
     /// Virtual time with faults.
     pub fault_phase: Duration,
-    /// Roll out a config that adds two voters, one node at a time, during the fault phase.
+    /// Roll out a config that adds two voters, lengthens T and renames a group, one node at a time, during the
+    /// fault phase.
     pub rollout: bool,
     /// Planted bug (checker self-test).
     pub bug: Option<PlantedBug>,
@@ -47,6 +48,11 @@ pub struct Scenario {
     pub timers: Timers,
     /// Only power off the holder now and then (the failover benchmark).
     pub crash_only: bool,
+    /// Force `lease.strict` (drawn from the seed when `None`).
+    pub strict: Option<bool>,
+    /// Benchmark mode: time the cores' work with the host clock (never read by the cores, so runs stay
+    /// deterministic) and check the holder invariants every 1,000 steps only.
+    pub measure_cpu: bool,
 }
 
 /// The timers a scenario runs with.
@@ -97,6 +103,8 @@ impl Scenario {
             bug: None,
             timers: Timers::defaults(),
             crash_only: false,
+            strict: None,
+            measure_cpu: false,
         }
     }
 
@@ -121,6 +129,8 @@ pub struct Stats {
     pub failovers: Vec<Duration>,
     /// Virtual time simulated.
     pub simulated: Duration,
+    /// Host time spent inside the cores (`handle` and the polls), all nodes together; only with `measure_cpu`.
+    pub core_cpu: Duration,
 }
 
 /// Runs one seed; `Err` names the first invariant broken.
@@ -133,9 +143,12 @@ pub(crate) fn node_address(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(198, 51, 100, u8::try_from(i + 1).unwrap_or(u8::MAX)))
 }
 
-/// The floating address of group `g`.
+/// The floating address of group `g` (IPv6 documentation addresses beyond the first 200 groups).
 pub(crate) fn group_address(g: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(192, 0, 2, u8::try_from(10 + g).unwrap_or(u8::MAX)))
+    match u8::try_from(10 + g) {
+        Ok(last) if g < 200 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)),
+        _ => IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, u16::try_from(g).unwrap_or(u16::MAX))),
+    }
 }
 
 /// Builds the desired state of a simulated cluster: `names` with their roles, `groups` with preferences.
