@@ -365,6 +365,14 @@ fn lab_deletes_its_namespaces_even_when_the_test_panics() {
         let a = lab.add_node("a");
         // A process left running inside the namespace is stopped too.
         let sleeper = a.cmd("sleep").arg("30").spawn().unwrap();
+        // `ip netns exec` enters the namespace after the spawn returns: wait until the kernel lists it there, or
+        // the lab could be dropped before the sleeper is inside (a race a loaded machine wins).
+        let pid = sleeper.id().to_string();
+        let inside = crate::support::netns::eventually(Duration::from_secs(5), || {
+            let out = std::process::Command::new("ip").args(["netns", "pids", &a.name]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).split_whitespace().any(|p| p == pid).then_some(())
+        });
+        assert!(inside.is_some(), "the sleeper never entered the namespace");
         *left.lock().unwrap() = Some((lab.bridge().name.clone(), a.name.clone(), sleeper));
         panic!("test body fails");
     });
