@@ -10,6 +10,7 @@ mod manifests;
 mod model;
 mod net;
 mod plan;
+mod placement;
 mod sim;
 mod support;
 mod watch;

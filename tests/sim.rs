@@ -49,7 +49,7 @@ fn sim_majority_two_plus_witness() {
 
 #[test]
 fn sim_majority_five_nodes() {
-    run_seeds("sim_majority_five_nodes", &Scenario::majority(5, false), 1500);
+    run_seeds("sim_majority_five_nodes", &Scenario::majority(5, false), 1000);
 }
 
 #[test]
@@ -60,5 +60,121 @@ fn sim_majority_rollout_joint() {
 
 #[test]
 fn sim_ignore_two_nodes_converge() {
-    run_seeds("sim_ignore_two_nodes_converge", &Scenario::ignore_pair(), 1000);
+    run_seeds("sim_ignore_two_nodes_converge", &Scenario::ignore_pair(), 1500);
+}
+
+/// The first seed below `limit` at which the planted bug is caught, with what caught it.
+fn first_catch(scenario: &Scenario, limit: u64) -> Option<(u64, String)> {
+    (0..limit).find_map(|seed| sim::run(seed, scenario).err().map(|v| (seed, v.to_string())))
+}
+
+fn assert_caught(test: &str, scenario: Scenario, limit: u64, expect: &str) {
+    match first_catch(&scenario, limit) {
+        Some((seed, v)) => {
+            println!("{test}: planted {:?} caught at seed {seed} (within {limit} seeds): {v}", scenario.bug);
+            assert!(v.contains(expect), "{test}: caught by an unexpected invariant: {v}");
+        }
+        None => panic!("{test}: planted {:?} not caught within {limit} seeds", scenario.bug),
+    }
+}
+
+#[test]
+fn sim_catches_acceptor_forgetting_its_promise() {
+    let s = Scenario { bug: Some(PlantedBug::ForgetPromise), ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_acceptor_forgetting_its_promise", s, 2000, "(a)");
+}
+
+#[test]
+fn sim_catches_timer_started_at_accept_quorum() {
+    let s = Scenario { bug: Some(PlantedBug::TimerAtAcceptQuorum), ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_timer_started_at_accept_quorum", s, 400, "(f)");
+}
+
+/// Starting the timer at the Prepare quorum is *not* unsafe in this protocol: every acceptor starts its exclusion
+/// when it receives Accept, which is sent after the Prepare quorum, so the holder's deadline still comes first.
+/// The issue lists it as a bug to catch; the simulation instead confirms the argument (no seed breaks (a) or (f)),
+/// and this test fails if that ever changes. The deadline-before-Prepare rule is kept (DESIGN.md §4.3) because
+/// the persisted adoption deadline must not be later than the acceptors' view.
+#[test]
+fn sim_timer_at_prepare_quorum_is_not_unsafe_here() {
+    let s = Scenario { bug: Some(PlantedBug::LateTimer), ..Scenario::majority(3, false) };
+    let caught = first_catch(&s, 300);
+    println!("sim_timer_at_prepare_quorum_is_not_unsafe_here: 300 seeds, first failure {caught:?}");
+    assert_eq!(caught, None);
+}
+
+#[test]
+fn sim_catches_holder_that_does_not_fence() {
+    let s = Scenario { bug: Some(PlantedBug::NoFence), ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_holder_that_does_not_fence", s, 400, "(a)");
+}
+
+#[test]
+fn sim_catches_rollout_without_joint_majorities() {
+    let s = Scenario { bug: Some(PlantedBug::NoJointMajority), rollout: true, ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_rollout_without_joint_majorities", s, 400, "(a)");
+}
+
+fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// Benchmark (issue item 10; run by bench/sim_failover.sh): failover after a holder's power-off, in virtual time,
+/// for the default and the tuned timers, non-strict and strict.
+#[test]
+#[ignore = "benchmark: prints numbers, asserts nothing about them"]
+fn sim_bench_failover() {
+    use hactl::proto::sim::Timers;
+    let seeds = std::env::var("HACTL_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(40u64);
+    for (label, timers, strict) in [
+        ("default", Timers::defaults(), false),
+        ("tuned", Timers::tuned(), false),
+        ("default strict", Timers::defaults(), true),
+    ] {
+        let s = Scenario {
+            crash_only: true,
+            strict: Some(strict),
+            timers,
+            groups: 1,
+            fault_phase: std::time::Duration::from_secs(120),
+            ..Scenario::majority(3, false)
+        };
+        let mut all = Vec::new();
+        for seed in 0..seeds {
+            all.extend(sim::run(seed, &s).unwrap().failovers);
+        }
+        all.sort();
+        println!(
+            "failover {label:>15}: {} failovers over {seeds} seeds, p50 {:?}, p99 {:?}, max {:?}",
+            all.len(),
+            percentile(&all, 0.5),
+            percentile(&all, 0.99),
+            all.last().copied().unwrap_or_default()
+        );
+    }
+}
+
+/// Benchmark: CPU time and bytes per second per node for 16 nodes × 1,000 groups (no faults).
+#[test]
+#[ignore = "benchmark: prints numbers, asserts nothing about them"]
+fn sim_bench_scale() {
+    let groups = std::env::var("HACTL_SIM_GROUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000usize);
+    let s = Scenario { groups, fault_phase: std::time::Duration::ZERO, ..Scenario::majority(16, false) };
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let stats = sim::run(1, &s).unwrap();
+    let cpu = started.elapsed();
+    let secs = stats.simulated.as_secs_f64();
+    println!(
+        "scale 16 nodes x {groups} groups: {:.1} s virtual in {cpu:.2?} CPU (all 16 cores' work on one thread): \
+         {:.1} ms CPU per node per virtual second, {:.0} bytes/s and {:.0} datagrams/s sent per node",
+        secs,
+        cpu.as_secs_f64() * 1000.0 / 16.0 / secs,
+        stats.bytes as f64 / 16.0 / secs,
+        stats.datagrams as f64 / 16.0 / secs,
+    );
 }

@@ -14,6 +14,8 @@ pub enum PlantedBug {
     ForgetPromise,
     /// The proposer starts its lease timer when the Prepare quorum arrives, not before Prepare.
     LateTimer,
+    /// The proposer starts its lease timer when the Accept quorum arrives (the classic lease bug).
+    TimerAtAcceptQuorum,
     /// The holder never fences: its address stays until the kernel lifetime runs out.
     NoFence,
     /// During a rollout the proposer counts only the new voter set (no joint majorities).

@@ -46,6 +46,10 @@ pub struct GroupConf {
     pub prefer: BTreeMap<Name, i64>,
     /// Bonus of the current holder.
     pub stickiness: i64,
+    /// Failures within `failure_timeout` after which a node gives the group up.
+    pub migration_threshold: u32,
+    /// How long a failure counts; `None`: forever.
+    pub failure_timeout: Option<Duration>,
 }
 
 /// The core's configuration, derived from the manifests (one per config version).
@@ -79,6 +83,8 @@ pub struct Config {
     pub nodes: BTreeMap<Name, Peer>,
     /// Groups with at least one floating address (a group without one has no lease; see the module docs).
     pub groups: BTreeMap<Name, GroupConf>,
+    /// The group of each lease key (records name keys, not groups).
+    pub by_key: BTreeMap<LeaseKey, Name>,
 }
 
 impl Config {
@@ -98,17 +104,29 @@ impl Config {
             .iter()
             .map(|(n, cfg)| (n.clone(), Peer { address: cfg.address, votes: cfg.votes, role: cfg.role }))
             .collect();
-        let groups = state
+        let groups: BTreeMap<Name, GroupConf> = state
             .groups
             .iter()
             .filter_map(|(n, g)| {
                 let mut addresses: Vec<IpAddr> = g.floating_ips().map(|ip| ip.address.addr()).collect();
                 addresses.sort();
                 let key = *addresses.first()?;
-                Some((n.clone(), GroupConf { key, addresses, prefer: g.prefer.clone(), stickiness: g.stickiness }))
+                Some((
+                    n.clone(),
+                    GroupConf {
+                        key,
+                        addresses,
+                        prefer: g.prefer.clone(),
+                        stickiness: g.stickiness,
+                        migration_threshold: g.migration_threshold,
+                        failure_timeout: g.failure_timeout,
+                    },
+                ))
             })
             .collect();
+        let by_key = groups.iter().map(|(n, g)| (g.key, n.clone())).collect();
         Ok(Config {
+            by_key,
             me: me.clone(),
             digest,
             policy: c.quorum.policy,
@@ -145,6 +163,11 @@ impl Config {
         let waited = self.tm().as_secs_f64();
         let real = ((stale - waited) / (1.0 - self.drift)).max(0.0);
         Duration::from_secs_f64(real * (1.0 + self.drift))
+    }
+
+    /// The group whose lease key is `key`.
+    pub fn group_of(&self, key: LeaseKey) -> Option<&Name> {
+        self.by_key.get(&key)
     }
 
     /// Names whose vote counts.

@@ -24,6 +24,7 @@ impl Node {
         let deadline = now + self.cfg.lease;
         l.holding = Some(deadline);
         l.active = true;
+        l.stopping = None;
         l.next_renew = now + self.cfg.lease / 3;
         self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.ballot });
     }
@@ -38,6 +39,7 @@ impl Node {
                 l.holding = None;
                 l.active = false;
                 l.conflict = None;
+                l.stopping = None;
                 l.retry_at = now + self.cfg.dead_time;
                 self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
                 self.events.push_back(Event::Conflict { group: group.clone(), with: peer, yielded: true });

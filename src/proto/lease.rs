@@ -225,12 +225,10 @@ impl Node {
         }
         if self.cfg.policy == QuorumPolicy::Ignore {
             self.drive_ignore_holder(now, group, l);
-            return;
-        }
-        if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
+        } else if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
             self.start_round(now, l);
         }
-        if l.active && l.stopping.is_none() {
+        if l.active && l.holding.is_some() && l.stopping.is_none() {
             self.maybe_hand_over(group, l);
         }
     }
@@ -238,7 +236,7 @@ impl Node {
     /// The candidates for a group from this node's view (§4.9 −∞ rules: offline, not heard both ways, witness).
     /// A hand-over target must also have said it is ready (`for_hand_over`); a vacancy's ranking does not wait for
     /// that, so a peer finishing its start-up grace a heartbeat late is not overtaken by a lower-ranked one.
-    pub(super) fn candidates(&self, for_hand_over: bool) -> Vec<Candidate> {
+    pub(super) fn candidates(&self, group: &Name, for_hand_over: bool) -> Vec<Candidate> {
         let me = &self.cfg.me;
         let ready = |n: &Name| self.members.peers.get(n).is_some_and(|p| p.ready);
         self.cfg
@@ -251,14 +249,18 @@ impl Node {
                 } else {
                     self.members.both_ways(n, self.id) && (ready(n) || !for_hand_over)
                 };
-                Candidate { name: n.clone(), eligible }
+                Candidate { name: n.clone(), eligible: eligible && !self.excluded_by_ops(group, n) }
             })
             .collect()
     }
 
     fn ranking(&self, group: &Name, holder: Option<&Name>) -> Vec<(Name, i64)> {
         match self.cfg.groups.get(group) {
-            Some(g) => placement::rank(&g.prefer, g.stickiness, holder, &self.candidates(holder.is_some())),
+            Some(g) => {
+                let moved = self.moved_to(group);
+                let candidates = self.candidates(group, holder.is_some());
+                placement::rank(&g.prefer, g.stickiness, holder, moved.as_ref(), &candidates)
+            }
             None => Vec::new(),
         }
     }
@@ -348,7 +350,7 @@ impl Node {
     }
 
     fn group_of(&self, key: LeaseKey) -> Option<Name> {
-        self.leases.iter().find(|(_, l)| l.key == key).map(|(n, _)| n.clone())
+        self.cfg.group_of(key).cloned()
     }
 
     pub(super) fn on_promise(&mut self, now: Duration, from: &Name, a: Answer) {
@@ -411,8 +413,14 @@ impl Node {
     }
 
     fn established(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        if self.bug == Some(PlantedBug::TimerAtAcceptQuorum) {
+            l.t0 = now; // planted bug: the timer starts when the lease is confirmed
+        }
         let deadline = l.t0 + self.cfg.lease;
         let fresh = l.holding.is_none();
+        if fresh {
+            l.stopping = None;
+        }
         l.holding = Some(deadline);
         l.held_ballot = l.ballot;
         l.phase = Phase::Idle;

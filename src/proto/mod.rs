@@ -2,8 +2,7 @@
 //! randomness of its own. The agent feeds [`Node::handle`] with datagrams and timeouts and carries out the
 //! [`Event`]s and [`Transmit`]s it drains; [`sim`] runs whole clusters of cores in virtual time from one seed.
 //!
-//! Not covered yet (see the issue): replicated operator operations (move/clear/standby/online/cleanup), failcount
-//! reports, and groups without a floating address (they have no lease key and are ignored here).
+//! Not covered yet: groups without a floating address (they have no lease key and are ignored here).
 
 mod acceptor;
 pub mod config;
@@ -11,6 +10,7 @@ mod ignore;
 mod lease;
 pub mod membership;
 mod node;
+pub mod ops;
 pub mod placement;
 pub mod sim;
 pub mod wire;
@@ -19,3 +19,4 @@ pub use acceptor::PlantedBug;
 pub use config::{Config, ConfigError};
 pub use membership::PeerState;
 pub use node::{AdoptionRecord, Boot, Event, Input, Node, Persisted, Trace, Transmit};
+pub use ops::Operation;

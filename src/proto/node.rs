@@ -105,6 +105,10 @@ pub enum Input<'a> {
     Config(Box<Config>),
     /// Whether the `ignore` tie-breaker answers.
     TieBreaker(bool),
+    /// An operator operation from the CLI (replicated to every peer).
+    Operate(super::ops::Operation),
+    /// The monitor saw a member of this group fail here (a failcount report, replicated).
+    MemberFailed(Name),
 }
 
 /// Something the agent must act on or record.
@@ -238,6 +242,8 @@ pub struct Node {
     joint_exit_at: Option<Duration>,
     /// Releases still repeated in heartbeats, until when.
     pub(super) releases: Vec<(Record, Duration)>,
+    /// Replicated operations and failcounts.
+    pub(super) ops: super::ops::Ops,
 }
 
 impl Node {
@@ -267,6 +273,7 @@ impl Node {
             joint_unknown,
             joint_exit_at: None,
             releases: Vec::new(),
+            ops: super::ops::Ops::default(),
             id: boot.id,
             incarnation: boot.incarnation,
             boot_id: boot.boot_id,
@@ -326,6 +333,8 @@ impl Node {
             Input::Stopped(group) => self.stopped(now, &group),
             Input::Config(cfg) => self.reconfigure(now, *cfg),
             Input::TieBreaker(ok) => self.tie_breaker_ok = ok,
+            Input::Operate(op) => self.operate(now, op),
+            Input::MemberFailed(group) => self.member_failed(now, &group),
         }
         self.drive(now);
     }
@@ -390,6 +399,7 @@ impl Node {
 
     fn drive(&mut self, now: Duration) {
         self.end_joint_phase(now);
+        self.ops.expire(now);
         for (name, state) in self.members.update(now, self.cfg.warn_time, self.cfg.dead_time) {
             self.events.push_back(Event::PeerState { node: name, state });
         }
@@ -418,6 +428,10 @@ impl Node {
         for p in peers {
             for r in &records {
                 self.send(&p, r.clone());
+            }
+            // Operations are re-sent in every heartbeat until this peer acknowledges them.
+            for op in self.ops.pending_for(now, &p) {
+                self.send(&p, Record::Op(op));
             }
         }
     }
@@ -506,6 +520,12 @@ impl Node {
                     self.send(from, Record::Accepted(a));
                 }
             }
+            Record::Op(op) => {
+                let stamp = op.stamp;
+                self.ops.store(now, op);
+                self.send(from, Record::OpAck(stamp));
+            }
+            Record::OpAck(stamp) => self.ops.acked(&stamp, from),
             Record::Promise(a) => self.on_promise(now, from, a),
             Record::Accepted(a) => self.on_accepted(now, from, a),
             Record::Release { key, round, to } => {

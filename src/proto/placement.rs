@@ -20,12 +20,16 @@ pub struct Candidate {
     pub eligible: bool,
 }
 
-/// Scores every candidate: `prefer` + stickiness for the holder, −∞ when not eligible; sorted best first, ties by
-/// name so every node computes the same ranking from the same view.
+/// The score of a `move` target (Pacemaker's cli-prefer, +INFINITY).
+pub const PLUS_INFINITY: i64 = i64::MAX;
+
+/// Scores every candidate: `prefer` + stickiness for the holder, +∞ for a move's target, −∞ when not eligible;
+/// sorted best first, ties by name so every node computes the same ranking from the same view.
 pub fn rank(
     prefer: &BTreeMap<Name, i64>,
     stickiness: i64,
     holder: Option<&Name>,
+    moved_to: Option<&Name>,
     candidates: &[Candidate],
 ) -> Vec<(Name, i64)> {
     let mut scored: Vec<(Name, i64)> = candidates
@@ -33,6 +37,8 @@ pub fn rank(
         .map(|c| {
             let score = if !c.eligible {
                 MINUS_INFINITY
+            } else if moved_to == Some(&c.name) {
+                PLUS_INFINITY
             } else {
                 let base = prefer.get(&c.name).copied().unwrap_or(0);
                 if holder == Some(&c.name) { base.saturating_add(stickiness) } else { base }

@@ -90,6 +90,10 @@ pub enum Record {
         /// The node that should acquire at once.
         to: Option<NodeId>,
     },
+    /// A replicated operator operation or failure report, re-sent until acknowledged.
+    Op(super::ops::OpRecord),
+    /// Acknowledges an operation.
+    OpAck(super::ops::Stamp),
 }
 
 /// What a proposer asks for.
@@ -311,15 +315,24 @@ fn put_record(out: &mut Vec<u8>, r: &Record) {
                 None => out.push(0),
             }
         }
+        Record::Op(op) => {
+            out.push(8);
+            super::ops::put_op(out, op);
+        }
+        Record::OpAck(stamp) => {
+            out.push(9);
+            super::ops::put_stamp(out, stamp);
+        }
     }
 }
 
-struct Reader<'a> {
+/// A cursor over a datagram; every read checks the length first.
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], WireError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], WireError> {
         if self.buf.len() < n {
             return Err(WireError::Truncated);
         }
@@ -328,25 +341,25 @@ impl Reader<'_> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
-    fn u8(&mut self) -> Result<u8, WireError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, WireError> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn u16(&mut self) -> Result<u16, WireError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, WireError> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
-    fn u32(&mut self) -> Result<u32, WireError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, WireError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, WireError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, WireError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
@@ -407,6 +420,8 @@ impl Reader<'_> {
                 };
                 Record::Release { key, round, to }
             }
+            8 => Record::Op(super::ops::read_op(self)?),
+            9 => Record::OpAck(super::ops::read_stamp(self)?),
             t => return Err(WireError::Malformed(t)),
         })
     }

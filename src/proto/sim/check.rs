@@ -82,17 +82,18 @@ impl Checker {
         }
     }
 
-    /// (f) the holder's real fence time comes before every acceptor's real exclusion end for this round.
+    /// (f) the holder's real fence time comes before every acceptor's real exclusion end for this ballot
+    /// (accepts since `since`: an adopted ballot was accepted again after the holder's restart).
     pub fn lease(
         &self,
         now: Duration,
         key: LeaseKey,
         ballot: Ballot,
-        start_real: Duration,
+        since: Duration,
         fence_real: Duration,
     ) -> Result<(), Violation> {
         for (at, until) in self.accepts.get(&(key, ballot)).into_iter().flatten() {
-            if *at + Duration::from_micros(1) >= start_real && fence_real >= *until {
+            if *at >= since && fence_real >= *until {
                 return Err(violation(
                     "(f) fence after exclusion end",
                     now,

@@ -47,6 +47,8 @@ pub struct Scenario {
     pub timers: Timers,
     /// Only power off the holder now and then (the failover benchmark).
     pub crash_only: bool,
+    /// Force `lease.strict` (drawn from the seed when `None`).
+    pub strict: Option<bool>,
 }
 
 /// The timers a scenario runs with.
@@ -97,6 +99,7 @@ impl Scenario {
             bug: None,
             timers: Timers::defaults(),
             crash_only: false,
+            strict: None,
         }
     }
 
@@ -133,9 +136,12 @@ pub(crate) fn node_address(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(198, 51, 100, u8::try_from(i + 1).unwrap_or(u8::MAX)))
 }
 
-/// The floating address of group `g`.
+/// The floating address of group `g` (IPv6 documentation addresses beyond the first 200 groups).
 pub(crate) fn group_address(g: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(192, 0, 2, u8::try_from(10 + g).unwrap_or(u8::MAX)))
+    match u8::try_from(10 + g) {
+        Ok(last) if g < 200 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)),
+        _ => IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, u16::try_from(g).unwrap_or(u16::MAX))),
+    }
 }
 
 /// Builds the desired state of a simulated cluster: `names` with their roles, `groups` with preferences.

@@ -69,6 +69,7 @@ pub(crate) struct SimNode {
     quick: Vec<(Duration, LeaseKey, bool)>,
     deadlines: BTreeMap<LeaseKey, Duration>,
     awaiting_adoption: BTreeSet<LeaseKey>,
+    restarted_at: Duration,
 }
 
 impl SimNode {
@@ -136,12 +137,19 @@ pub(crate) struct World {
     budget: Duration,
     /// `HACTL_SIM_TRACE=1`: print every event (replaying one seed).
     verbose: bool,
+    /// Recently sent datagrams, for replay attacks: (from, to, bytes).
+    recorded: Vec<(usize, usize, Vec<u8>)>,
+    /// (d) The operator operation issued after heal: when, by which node, what.
+    op: Option<(Duration, usize, crate::proto::Operation)>,
+    /// Whether `op` was issued.
+    op_done: bool,
 }
 
 impl World {
     pub fn new(seed: u64, s: Scenario) -> World {
         let mut rng = Rng::new(seed);
-        let strict = rng.chance(0.3);
+        let drawn = rng.chance(0.3);
+        let strict = s.strict.unwrap_or(drawn);
         let drift = [1e-3, 1e-2, 5e-2][usize::try_from(rng.below(3)).unwrap_or(0)];
         let extra = if s.rollout { 2 } else { 0 };
         let total = s.members + usize::from(s.witness) + extra;
@@ -188,6 +196,7 @@ impl World {
                 quick: Vec::new(),
                 deadlines: BTreeMap::new(),
                 awaiting_adoption: BTreeSet::new(),
+                restarted_at: Duration::ZERO,
             });
         }
         let n = nodes.len();
@@ -201,6 +210,16 @@ impl World {
             + t.dead_time
             + Duration::from_secs(1);
         let heal_at = s.fault_phase;
+        let op = (!s.crash_only && s.groups > 0 && rng.chance(0.5)).then(|| {
+            let target = Name(format!("n{}", rng.below(s.members as u64)));
+            let issuer = usize::try_from(rng.below(n as u64)).unwrap_or(0);
+            let op = if rng.chance(0.5) {
+                crate::proto::Operation::Standby { node: target }
+            } else {
+                crate::proto::Operation::Move { group: Name("g0".into()), node: target, duration: None }
+            };
+            (heal_at + t.dead_time * 2, issuer, op)
+        });
         let mut checker = Checker::default();
         checker.strict = strict;
         checker.majority = s.policy == QuorumPolicy::Majority;
@@ -228,6 +247,9 @@ impl World {
             sticky,
             budget,
             verbose: std::env::var_os("HACTL_SIM_TRACE").is_some(),
+            recorded: Vec::new(),
+            op,
+            op_done: false,
             s,
         }
     }
@@ -254,6 +276,9 @@ impl World {
         let mut t = self.end + Duration::from_nanos(1);
         if !self.healed {
             t = t.min(self.next_fault).min(self.heal_at);
+        }
+        if let Some((at, _, _)) = self.op.as_ref().filter(|_| !self.op_done) {
+            t = t.min(*at);
         }
         if let Some(Reverse(p)) = self.net.peek() {
             t = t.min(p.at);

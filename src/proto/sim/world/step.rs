@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::proto::Operation;
 use crate::proto::node::{Boot, Event, Input, Node, Trace};
 use crate::proto::wire::LeaseKey;
 
@@ -22,6 +23,14 @@ impl World {
         if !self.healed && now >= self.next_fault {
             self.next_fault = now + self.rng.between(300 * MS, 2500 * MS);
             return self.fault();
+        }
+        if let Some((at, issuer, op)) = self.op.clone().filter(|(at, _, _)| !self.op_done && *at <= now) {
+            let _ = at;
+            self.op_done = true;
+            if self.verbose {
+                eprintln!("{now:>12.6?} {} OPERATE {op:?}", self.nodes[issuer].name);
+            }
+            return self.feed(issuer, Input::Operate(op));
         }
         for i in 0..self.nodes.len() {
             if self.nodes[i].down_until.is_some_and(|t| t <= now) {
@@ -98,7 +107,7 @@ impl World {
 
     fn on_event(&mut self, i: usize, e: Event) -> Result<(), Violation> {
         let now = self.now;
-        let (lease, margin) = (self.s.timers.lease, self.s.timers.margin);
+        let margin = self.s.timers.margin;
         match e {
             Event::Persist(p) => self.nodes[i].persisted = p,
             Event::Acquired { key, deadline, ballot, .. }
@@ -106,6 +115,13 @@ impl World {
             | Event::Adopted { key, deadline, ballot, .. } => {
                 let adopted = matches!(e, Event::Adopted { .. });
                 let node = &mut self.nodes[i];
+                if !node.cfg.is_member(&node.name) {
+                    return Err(Violation {
+                        invariant: "witness holds",
+                        at: now,
+                        detail: format!("{} (a witness) acquired {key}", node.name),
+                    });
+                }
                 if !adopted && node.awaiting_adoption.contains(&key) {
                     return Err(Violation {
                         invariant: "(j) adoption added before confirmation",
@@ -114,9 +130,9 @@ impl World {
                     });
                 }
                 node.awaiting_adoption.remove(&key);
-                let start = node.real(deadline.saturating_sub(lease));
+                let since = if adopted { node.restarted_at } else { Duration::ZERO };
                 let fence = node.real(deadline.saturating_sub(margin));
-                self.checker.lease(now, key, ballot, start, fence)?;
+                self.checker.lease(now, key, ballot, since, fence)?;
                 let node = &mut self.nodes[i];
                 node.deadlines.insert(key, deadline);
                 if matches!(e, Event::Acquired { .. }) || (adopted && !node.kernel.contains_key(&key)) {
@@ -219,6 +235,12 @@ impl World {
         let Some(to) = (0..self.nodes.len()).find(|j| node_address(*j) == to) else { return };
         self.stats.datagrams += 1;
         self.stats.bytes += bytes.len() as u64;
+        if self.recorded.len() < 256 {
+            self.recorded.push((from, to, bytes.clone()));
+        } else if self.rng.chance(0.05) {
+            let slot = usize::try_from(self.rng.below(256)).unwrap_or(0);
+            self.recorded[slot] = (from, to, bytes.clone());
+        }
         if self.blocked[from][to] || self.rng.chance(self.loss) {
             return;
         }
@@ -249,6 +271,7 @@ impl World {
         let margin = self.s.timers.margin;
         let node = &mut self.nodes[i];
         node.down_until = None;
+        node.restarted_at = self.now;
         node.incarnation += 1;
         let local = node.local(self.now);
         node.awaiting_adoption = node
@@ -276,6 +299,11 @@ impl World {
 
     fn resume(&mut self, i: usize) -> Result<(), Violation> {
         self.nodes[i].hung_until = None;
+        // A config rolled out while the agent hung is read when it wakes.
+        let cfg = self.nodes[i].cfg.clone();
+        if self.nodes[i].core.as_ref().is_some_and(|c| *c.config() != cfg) {
+            self.feed(i, Input::Config(Box::new(cfg)))?;
+        }
         let inbox = std::mem::take(&mut self.nodes[i].inbox);
         for (from, bytes) in inbox {
             self.feed(i, Input::Datagram { from, bytes: &bytes })?;
@@ -366,10 +394,22 @@ impl World {
                 self.dup = 0.1 * self.rng.unit();
                 self.delay = (Duration::from_micros(100), self.rng.between(MS, 60 * MS));
             }
-            7 => {}
+            7 => self.replay(),
             _ => return self.roll_out(i),
         }
         Ok(())
+    }
+
+    /// (l) An attacker on the wire replays a few recorded datagrams, possibly from before a restart.
+    fn replay(&mut self) {
+        for _ in 0..8 {
+            let Some(len) = u64::try_from(self.recorded.len()).ok().filter(|l| *l > 0) else { return };
+            let slot = usize::try_from(self.rng.below(len)).unwrap_or(0);
+            let (from, to, bytes) = self.recorded[slot].clone();
+            let at = self.now + self.rng.between(Duration::ZERO, 20 * MS);
+            self.seq += 1;
+            self.net.push(Reverse(Packet { at, seq: self.seq, from, to, bytes }));
+        }
     }
 
     /// Gives node `i` the final config (a rollout reaches nodes one at a time).
@@ -431,6 +471,20 @@ impl World {
     /// stickiness outweighs every preference).
     pub(super) fn final_checks(&self) -> Result<(), Violation> {
         let fail = |invariant, detail| Err(Violation { invariant, at: self.now, detail });
+        match &self.op {
+            Some((_, _, Operation::Standby { node })) => {
+                if let Some(n) = self.nodes.iter().find(|n| n.name == *node && !n.kernel.is_empty()) {
+                    return fail("(d) standby not obeyed", format!("{} still holds {:?}", n.name, n.kernel.keys()));
+                }
+            }
+            Some((_, _, Operation::Move { node, .. })) => {
+                let key = super::super::group_address(0);
+                if !self.nodes.iter().any(|n| n.name == *node && n.kernel.contains_key(&key)) {
+                    return fail("(d) move not obeyed", format!("{node} does not hold {key}"));
+                }
+            }
+            _ => {}
+        }
         let t = self.s.timers;
         for g in 0..self.s.groups {
             let key = super::super::group_address(g);
@@ -445,7 +499,12 @@ impl World {
             }
             let stable = self.heal_at + t.dead_time * 4;
             let changes = self.checker.changes.iter().filter(|(at, k, _, _)| *k == key && *at > stable).count();
-            let allowed = if self.sticky { 0 } else { 1 };
+            let by_op = match &self.op {
+                Some((_, _, Operation::Standby { .. })) => 1,
+                Some((_, _, Operation::Move { group, .. })) if group.0 == format!("g{g}") => 1,
+                _ => 0,
+            };
+            let allowed = if self.sticky { 0 } else { 1 } + by_op;
             if changes > allowed {
                 let inv = if self.sticky { "(c) stickiness not honoured" } else { "(k) flapping" };
                 return fail(inv, format!("{key}: {changes} holder changes after {stable:?}"));
