@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod lab;
 pub mod manifest;
 pub mod proto;
 pub mod sys;

@@ -6,6 +6,7 @@
 
 mod agent;
 mod drivers;
+mod lab;
 mod manifests;
 mod model;
 mod net;

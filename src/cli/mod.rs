@@ -2,6 +2,7 @@
 
 mod agent;
 mod keygen;
+mod lab;
 mod schema;
 mod validate;
 
@@ -36,6 +37,8 @@ pub enum Command {
     Keygen(keygen::Args),
     /// Run the node agent: reconcile the manifests into addresses and services, with the peers.
     Agent(agent::Args),
+    /// The one-machine lab: namespaces for ha1, ha2 and a client, nginx and a node daemon (root only).
+    Lab(lab::Args),
 }
 
 /// Runs a parsed command line; `Err` is an I/O or usage problem (exit 2).
@@ -45,5 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema(args) => schema::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Lab(args) => lab::run(args),
     }
 }

@@ -1,0 +1,93 @@
+//! One row of the failover benchmark (run by `bench/failover.sh`, not a test): builds a lab with one node
+//! daemon and setting, runs N trials of a disruption, and prints the client-observed outage min/median/max,
+//! the samples with the address on two nodes, and the daemon's idle RSS and CPU.
+//!
+//! Output: one line `ROW<TAB>tool<TAB>setting<TAB>scenario<TAB>n<TAB>min<TAB>median<TAB>max<TAB>failed<TAB>doubles<TAB>
+//! returns<TAB>rss<TAB>cpu`
+//! (seconds, KiB, % of a core; `returns`: trials whose returning node cost the client an outage or took the
+//! address back) for the script to tabulate, and the trials on stderr.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hactl::lab::{self, Disruption, Keepalived, Lab, LabGuard, LabSpec, TrialTiming};
+use hactl::manifest::values::Dur;
+
+/// Arguments of one benchmark row.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The node daemon: `keepalived` (hactl rows come with the agent).
+    #[arg(long, default_value = "keepalived")]
+    daemon: String,
+    /// keepalived's advert_int.
+    #[arg(long, value_parser = Dur::parse, default_value = "1s")]
+    advert_int: Dur,
+    /// Number of trials.
+    #[arg(long, default_value_t = 10)]
+    trials: usize,
+    /// Lab tag.
+    #[arg(long, default_value = "bench")]
+    tag: String,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (daemon, setting, comm, timing) = match args.daemon.as_str() {
+        "keepalived" => {
+            let k = Keepalived { advert_int: args.advert_int.0, nopreempt: true };
+            let settle = (k.advert_int * 4).max(Duration::from_secs(2));
+            let timing = TrialTiming { limit: Duration::from_secs(20), settle, jitter: k.advert_int };
+            (k, format!("advert_int {}", secs(args.advert_int.0)), "keepalived", timing)
+        }
+        other => bail!("unknown daemon {other:?}: only keepalived until the hactl agent exists"),
+    };
+    let _ = lab::teardown(std::path::Path::new(lab::STATE_ROOT), &args.tag);
+    let spec = LabSpec::new(&args.tag, &["ha1", "ha2"])?;
+    let mut lab = LabGuard::new(Lab::up(spec, &daemon)?);
+    lab::sole_holder(&lab, Duration::from_secs(20))?.context("no holder elected")?;
+    let (rss, cpu) = lab::idle_usage(&lab, comm, Duration::from_secs(10))?;
+    let mut outages = Vec::new();
+    let (mut failed, mut doubles, mut disturbed) = (0, 0, 0);
+    for i in 0..args.trials {
+        let t = lab::trial(&mut lab, &Disruption::PowerOff, timing)?;
+        eprintln!(
+            "trial {i}: power-off {} -> outage {:?}, double-holder samples {}, on its return: outage {:?}{}",
+            t.from,
+            t.outage,
+            t.double_samples,
+            t.return_outage,
+            if t.moved_back { ", took the address back" } else { "" }
+        );
+        doubles += t.double_samples;
+        disturbed += usize::from(t.return_outage != Some(Duration::ZERO) || t.moved_back);
+        match t.outage {
+            Some(o) => outages.push(o),
+            None => failed += 1,
+        }
+    }
+    // The daemons' logs outlive the lab, for explaining odd trials (bench/failover.sh says where).
+    let logs = std::path::Path::new("target/bench-logs");
+    std::fs::create_dir_all(logs)?;
+    for node in &lab.spec().nodes {
+        let from = lab.spec().node_dir(&node.name).join(format!("{comm}/{comm}.log"));
+        let to = logs.join(format!("{}-{}-{}.log", args.daemon, secs(args.advert_int.0), node.name));
+        std::fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;
+    }
+    lab.down()?;
+    let (min, median, max) = lab::summarize(&outages).context("no trial recovered")?;
+    println!(
+        "ROW\t{}\t{setting}\tpower-off\t{}\t{}\t{}\t{}\t{failed}\t{doubles}\t{disturbed}\t{rss}\t{cpu:.3}",
+        args.daemon,
+        outages.len(),
+        secs(min),
+        secs(median),
+        secs(max)
+    );
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Processes in lab nodes: started with `ip netns exec` (which execs the program, so the pid we get is the
+//! program's), recorded with their start time, and killed by pid. A node's namespace belongs to the lab, so every
+//! process inside it is one the lab started (or a child of one): power-off SIGKILLs them all, by pid.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::LabError;
+use super::daemon::{DaemonCommand, NODE_DIR_ENV};
+use super::shell;
+use super::state::ProcRecord;
+
+/// Starts `command` in namespace `ns` in its own process group (a Ctrl-C on the terminal of `hactl lab up`
+/// must not reach it), output appended to its log.
+pub(crate) fn spawn(ns: &str, node_dir: &std::path::Path, command: &DaemonCommand) -> Result<Child, LabError> {
+    for file in &command.run_files {
+        match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LabError::io(file)(e)),
+            _ => {}
+        }
+    }
+    let log = OpenOptions::new().create(true).append(true).open(&command.log).map_err(LabError::io(&command.log))?;
+    let log2 = log.try_clone().map_err(LabError::io(&command.log))?;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns])
+        .args(&command.argv)
+        .env(NODE_DIR_ENV, node_dir)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0);
+    cmd.spawn().map_err(|e| LabError::Command { command: command.argv.join(" "), detail: e.to_string() })
+}
+
+/// The record of a started child.
+pub(crate) fn record(child: &Child) -> Option<ProcRecord> {
+    let pid = i32::try_from(child.id()).ok()?;
+    Some(ProcRecord { pid, start_ticks: start_ticks(pid)? })
+}
+
+/// /proc/PID/stat field 22 (start time in clock ticks); `None` if the process is gone.
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// SIGKILLs a recorded process if it is still the same process (same start time).
+pub(crate) fn kill_recorded(record: ProcRecord) {
+    if start_ticks(record.pid) == Some(record.start_ticks) {
+        let _ = kill(Pid::from_raw(record.pid), Signal::SIGKILL);
+    }
+}
+
+/// Pids of the processes in namespace `ns` (`ip netns pids`), never our own.
+pub(crate) fn pids_in(ns: &str) -> Vec<i32> {
+    let own = i32::try_from(std::process::id()).unwrap_or(-1);
+    shell::run("ip", &["netns", "pids", ns])
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .filter(|&p| p != own)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SIGKILLs every process in namespace `ns`, then the recorded ones (a process that left the namespace is
+/// still ours), repeating a few times for children forked meanwhile. Bounded: 5 rounds, 20 ms apart.
+pub(crate) fn kill_all(ns: &str, records: &[ProcRecord]) {
+    for _ in 0..5 {
+        let pids = pids_in(ns);
+        for &pid in &pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        for &record in records {
+            kill_recorded(record);
+        }
+        if pids.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Memory and CPU use of a set of processes, read from /proc.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessUsage {
+    /// Sum of resident set sizes (VmRSS), in KiB.
+    pub rss_kib: u64,
+    /// Sum of CPU time (scheduler run time of every thread, nanosecond precision).
+    pub cpu: std::time::Duration,
+    /// How many of the processes were found.
+    pub processes: usize,
+}
+
+/// CPU time of every thread of `pid` from /proc/PID/task/*/schedstat (first field: ns on the CPU); the
+/// utime/stime of /proc/PID/stat count 10 ms ticks, too coarse for an idle daemon.
+fn cpu_time(pid: i32) -> std::time::Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return std::time::Duration::ZERO };
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    std::time::Duration::from_nanos(ns)
+}
+
+/// RSS and CPU time of `pids` whose command name is `comm` (the benchmark's idle cost of a daemon).
+pub fn usage_of(pids: &[i32], comm: &str) -> ProcessUsage {
+    let mut usage = ProcessUsage::default();
+    for pid in pids {
+        let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else { continue };
+        if name.trim() != comm {
+            continue;
+        }
+        let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
+        let cpu = cpu_time(*pid);
+        usage.rss_kib += rss.unwrap_or(0);
+        usage.cpu += cpu;
+        usage.processes += 1;
+    }
+    usage
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_and_usage_are_read() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        assert!(start_ticks(me).is_some());
+        let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
+        let usage = usage_of(&[me], comm.trim());
+        assert_eq!(usage.processes, 1);
+        assert!(usage.rss_kib > 0 && usage.cpu > std::time::Duration::ZERO);
+        assert_eq!(usage_of(&[me], "no-such-comm").processes, 0);
+    }
+}
