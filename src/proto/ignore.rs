@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crate::manifest::values::Name;
 
+use super::io::Event;
 use super::lease::Lease;
-use super::node::{Event, Node};
+use super::node::Node;
 use super::wire::Ballot;
 
 impl Node {

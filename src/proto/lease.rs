@@ -11,7 +11,8 @@ use crate::manifest::values::Name;
 
 use super::acceptor::PlantedBug;
 use super::config::Config;
-use super::node::{AdoptionRecord, Event, Node};
+use super::io::{AdoptionRecord, Event};
+use super::node::Node;
 use super::placement::{self, Candidate};
 use super::wire::{Answer, Ballot, LeaseKey, Proposal, Record};
 
@@ -59,6 +60,8 @@ pub(crate) struct Lease {
     pub handed: bool,
     /// Under `ignore`: the claimant we last reported a conflict with.
     pub conflict: Option<Name>,
+    /// The holder re-checks placement once per heartbeat interval, not on every datagram.
+    pub next_placement: Duration,
 }
 
 impl Lease {
@@ -85,6 +88,7 @@ impl Lease {
             go_now: false,
             handed: false,
             conflict: None,
+            next_placement: Duration::ZERO,
         }
     }
 
@@ -167,7 +171,14 @@ impl Node {
     }
 
     pub(super) fn drive_leases(&mut self, now: Duration) {
-        let names: Vec<Name> = self.leases.keys().cloned().collect();
+        let full = std::mem::take(&mut self.full_drive);
+        let touched = std::mem::take(&mut self.touched);
+        let names: Vec<Name> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| full || touched.contains(&l.key) || l.next_wake(&self.cfg) <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in names {
             let Some(mut l) = self.leases.remove(&name) else { continue };
             self.drive_lease(now, &name, &mut l);
@@ -228,7 +239,8 @@ impl Node {
         } else if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
             self.start_round(now, l);
         }
-        if l.active && l.holding.is_some() && l.stopping.is_none() {
+        if l.active && l.holding.is_some() && l.stopping.is_none() && now >= l.next_placement {
+            l.next_placement = now + self.cfg.interval;
             self.maybe_hand_over(group, l);
         }
     }
@@ -324,7 +336,7 @@ impl Node {
         l.refused.clear();
         self.record(l, false);
         if let Some(t) = self.trace.as_mut() {
-            t.push(super::node::Trace::Prepared { ballot: l.ballot });
+            t.push(super::io::Trace::Prepared { ballot: l.ballot });
         }
         self.send_proposals(now, l, true);
     }

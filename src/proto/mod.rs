@@ -2,11 +2,13 @@
 //! randomness of its own. The agent feeds [`Node::handle`] with datagrams and timeouts and carries out the
 //! [`Event`]s and [`Transmit`]s it drains; [`sim`] runs whole clusters of cores in virtual time from one seed.
 //!
-//! Not covered yet: groups without a floating address (they have no lease key and are ignored here).
+//! How it works, its safety argument and its timing: docs/protocol.md. Not covered: groups without a floating
+//! address (they have no lease key and are ignored here).
 
 mod acceptor;
 pub mod config;
 mod ignore;
+mod io;
 mod lease;
 pub mod membership;
 mod node;
@@ -17,6 +19,7 @@ pub mod wire;
 
 pub use acceptor::PlantedBug;
 pub use config::{Config, ConfigError};
+pub use io::{AdoptionRecord, Boot, Event, Input, Persisted, Trace, Transmit};
 pub use membership::PeerState;
-pub use node::{AdoptionRecord, Boot, Event, Input, Node, Persisted, Trace, Transmit};
+pub use node::Node;
 pub use ops::Operation;

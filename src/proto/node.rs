@@ -10,203 +10,16 @@ use crate::manifest::values::Name;
 
 use super::acceptor::{Acceptor, PlantedBug};
 use super::config::{Config, voter_digest};
+use super::io::{Boot, Event, Input, Persisted, Trace, Transmit};
 use super::lease::Lease;
-use super::membership::{Membership, PeerState};
+use super::membership::Membership;
 use super::wire::{self, Ballot, Header, Keys, LeaseKey, NodeId, Record, WireError};
 
-/// What one node must keep across restarts (DESIGN.md §4.2, §4.7). The agent writes it (file and directory
-/// fsynced) when it sees [`Event::Persist`], before it sends any datagram polled after that event.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Persisted {
-    /// The highest round this node ever used: a restart never reuses a ballot.
-    pub max_round: u64,
-    /// The largest `T + m` this node's acceptor ever honoured: a restart stays silent for its `D_A`.
-    pub max_tm: Duration,
-    /// The adoption record of each lease key.
-    pub records: BTreeMap<LeaseKey, AdoptionRecord>,
-    /// The voter set of the config this node runs (empty: never ran).
-    pub voters: BTreeSet<Name>,
-    /// During a rollout, the previous voter sets (joint majorities survive a restart).
-    pub joint_old: Vec<BTreeSet<Name>>,
-    /// Set from the first start until every voter reported our digest: the voter set a rollout comes from is
-    /// unknown, so no majority is ever enough (DESIGN.md §4.4).
-    pub joint_unknown: bool,
-}
-
-/// What lets a restarted agent adopt a running group (DESIGN.md §4.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdoptionRecord {
-    /// The ballot of the last round this node started on the key.
-    pub ballot: Ballot,
-    /// That round's deadline on the lease clock.
-    pub deadline: Duration,
-    /// The kernel boot the deadline refers to.
-    pub boot_id: u64,
-    /// Written before a Release is sent.
-    pub released: bool,
-}
-
-/// What the agent hands the core at start-up.
-#[derive(Debug, Clone)]
-pub struct Boot {
-    /// The persisted node UUID.
-    pub id: NodeId,
-    /// This start's incarnation, already persisted (max(previous + 1, wall-clock seconds)).
-    pub incarnation: u64,
-    /// The kernel's boot id: adoption is only possible within one boot.
-    pub boot_id: u64,
-    /// The cluster keys (first signs, all verify).
-    pub keys: Keys,
-    /// What the previous run persisted.
-    pub persisted: Persisted,
-    /// Simulation self-test only: a deliberately planted bug.
-    #[doc(hidden)]
-    pub bug: Option<PlantedBug>,
-    /// Simulation only: record [`Trace`] entries for the invariant checker.
-    #[doc(hidden)]
-    pub trace: bool,
-}
-
-/// What the simulation's checker observes inside a core (never used by the agent).
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trace {
-    /// This node's acceptor accepted `ballot` on `key` and excludes others until `until` (lease clock).
-    Accepted {
-        /// The key.
-        key: LeaseKey,
-        /// The ballot accepted.
-        ballot: Ballot,
-        /// End of the exclusion.
-        until: Duration,
-    },
-    /// This node started a round with `ballot` (after persisting it).
-    Prepared {
-        /// The ballot.
-        ballot: Ballot,
-    },
-}
-
-/// An input to the core.
-#[derive(Debug, Clone)]
-pub enum Input<'a> {
-    /// A datagram from `from`.
-    Datagram {
-        /// Its source address.
-        from: IpAddr,
-        /// Its bytes.
-        bytes: &'a [u8],
-    },
-    /// The armed timeout (or any wake-up) fired.
+enum InputKind {
+    Datagram,
     Timeout,
-    /// The group was stopped after [`Event::MustStop`]; the core releases it.
-    Stopped(Name),
-    /// A new valid configuration.
-    Config(Box<Config>),
-    /// Whether the `ignore` tie-breaker answers.
-    TieBreaker(bool),
-    /// An operator operation from the CLI (replicated to every peer).
-    Operate(super::ops::Operation),
-    /// The monitor saw a member of this group fail here (a failcount report, replicated).
-    MemberFailed(Name),
-}
-
-/// Something the agent must act on or record.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// Write this before sending anything polled afterwards.
-    Persist(Persisted),
-    /// A peer changed state.
-    PeerState {
-        /// The peer.
-        node: Name,
-        /// Its new state.
-        state: PeerState,
-    },
-    /// A peer runs a different config.
-    ConfigDrift {
-        /// The peer.
-        node: Name,
-        /// Its digest prefix.
-        digest: [u8; 8],
-    },
-    /// A datagram from a peer's address failed authentication (alive but misconfigured, §4.8).
-    AuthFailed {
-        /// The peer.
-        node: Name,
-    },
-    /// The group is ours: add its addresses (lifetime ⌈deadline − now⌉) and start its members.
-    Acquired {
-        /// The group.
-        group: Name,
-        /// Its lease key.
-        key: LeaseKey,
-        /// Fence before `deadline − m` unless renewed.
-        deadline: Duration,
-        /// The lease's ballot.
-        ballot: Ballot,
-    },
-    /// The lease was renewed: refresh the addresses' lifetimes.
-    Renewed {
-        /// The group.
-        group: Name,
-        /// Its lease key.
-        key: LeaseKey,
-        /// The new deadline.
-        deadline: Duration,
-        /// The round's ballot.
-        ballot: Ballot,
-    },
-    /// After a restart the running group was adopted: keep it, and now start what is missing.
-    Adopted {
-        /// The group.
-        group: Name,
-        /// Its lease key.
-        key: LeaseKey,
-        /// The new deadline.
-        deadline: Duration,
-        /// The ballot renewed.
-        ballot: Ballot,
-    },
-    /// The lease could not be renewed: delete the addresses now, then stop the members.
-    MustFence {
-        /// The group.
-        group: Name,
-        /// Its lease key.
-        key: LeaseKey,
-    },
-    /// Graceful hand-over: stop the members in reverse order, then report [`Input::Stopped`].
-    MustStop {
-        /// The group.
-        group: Name,
-        /// Where it goes.
-        to: Name,
-    },
-    /// The lease was released after a stop; the target acquires at once.
-    Released {
-        /// The group.
-        group: Name,
-        /// Its lease key.
-        key: LeaseKey,
-    },
-    /// Under `ignore`: another node claims a group we hold (split brain seen); `yielded` says who gave way.
-    Conflict {
-        /// The group.
-        group: Name,
-        /// The other claimant.
-        with: Name,
-        /// Whether this node yielded.
-        yielded: bool,
-    },
-}
-
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// The peer's configured address.
-    pub to: IpAddr,
-    /// The authenticated datagram.
-    pub bytes: Vec<u8>,
+    Other,
 }
 
 /// The protocol core of one node.
@@ -244,6 +57,11 @@ pub struct Node {
     pub(super) releases: Vec<(Record, Duration)>,
     /// Replicated operations and failcounts.
     pub(super) ops: super::ops::Ops,
+    /// Lease keys named by the records of this input: their leases are driven now (the rest wait for their
+    /// timer or the next heartbeat, so one datagram costs O(records), not O(groups)).
+    pub(super) touched: BTreeSet<LeaseKey>,
+    /// Drive every lease on this input (timer of a heartbeat, membership change, operation, config).
+    pub(super) full_drive: bool,
 }
 
 impl Node {
@@ -274,6 +92,8 @@ impl Node {
             joint_exit_at: None,
             releases: Vec::new(),
             ops: super::ops::Ops::default(),
+            touched: BTreeSet::new(),
+            full_drive: true,
             id: boot.id,
             incarnation: boot.incarnation,
             boot_id: boot.boot_id,
@@ -327,14 +147,25 @@ impl Node {
 
     /// Feeds one input; then drain the polls.
     pub fn handle(&mut self, now: Duration, input: Input<'_>) {
+        let input_kind = match input {
+            Input::Datagram { .. } => InputKind::Datagram,
+            Input::Timeout => InputKind::Timeout,
+            _ => InputKind::Other,
+        };
         match input {
             Input::Datagram { from, bytes } => self.receive(now, from, bytes),
             Input::Timeout => {}
-            Input::Stopped(group) => self.stopped(now, &group),
+            Input::Stopped(group) => {
+                self.full_drive = true;
+                self.stopped(now, &group)
+            }
             Input::Config(cfg) => self.reconfigure(now, *cfg),
             Input::TieBreaker(ok) => self.tie_breaker_ok = ok,
             Input::Operate(op) => self.operate(now, op),
             Input::MemberFailed(group) => self.member_failed(now, &group),
+        }
+        if !matches!(input_kind, InputKind::Datagram | InputKind::Timeout) {
+            self.full_drive = true;
         }
         self.drive(now);
     }
@@ -402,6 +233,10 @@ impl Node {
         self.ops.expire(now);
         for (name, state) in self.members.update(now, self.cfg.warn_time, self.cfg.dead_time) {
             self.events.push_back(Event::PeerState { node: name, state });
+            self.full_drive = true;
+        }
+        if now >= self.next_heartbeat {
+            self.full_drive = true; // placement is re-evaluated for every group once per heartbeat
         }
         self.drive_leases(now);
         if now >= self.next_heartbeat {
@@ -485,6 +320,16 @@ impl Node {
     }
 
     fn on_record(&mut self, now: Duration, from: &Name, id: NodeId, record: Record) {
+        match &record {
+            Record::Held { key, .. } | Record::Release { key, .. } => {
+                self.touched.insert(*key);
+            }
+            Record::Promise(a) | Record::Accepted(a) => {
+                self.touched.insert(a.key);
+            }
+            Record::Op(_) => self.full_drive = true,
+            _ => {}
+        }
         match record {
             Record::Heartbeat { digest, heard, ready } => {
                 if let Some(p) = self.members.peers.get_mut(from) {

@@ -187,6 +187,13 @@ pub fn encode(header: &Header, records: &[Record], keys: &Keys) -> Vec<u8> {
     out
 }
 
+/// Appends the MAC to arbitrary bytes: lets fuzzers and tests reach the record parser behind the MAC check.
+pub fn seal(mut body: Vec<u8>, keys: &Keys) -> Vec<u8> {
+    let tag = keys.sign(&body);
+    body.extend_from_slice(&tag);
+    body
+}
+
 /// Splits records into groups that each encode to at most [`MAX_DATAGRAM`] bytes.
 pub fn pack(records: Vec<Record>) -> Vec<Vec<Record>> {
     let mut out: Vec<Vec<Record>> = Vec::new();
@@ -449,6 +456,15 @@ mod tests {
             Record::Accepted(Answer { key, round: 4, ok: true, promised: b, accepted: None, left_ms: 0 }),
             Record::Release { key, round: 4, to: Some(NodeId([5; 16])) },
             Record::Release { key, round: 4, to: None },
+            Record::Op(crate::proto::ops::OpRecord {
+                stamp: crate::proto::ops::Stamp { incarnation: 2, counter: 3, origin: NodeId([4; 16]) },
+                kind: crate::proto::ops::OpKind::Clear,
+                group: "WebServices".into(),
+                node: String::new(),
+                left_ms: u32::MAX,
+                cancels: Some(crate::proto::ops::Stamp::default()),
+            }),
+            Record::OpAck(crate::proto::ops::Stamp::default()),
         ]
     }
 

@@ -39,7 +39,8 @@ pub struct Scenario {
     pub groups: usize,
     /// Virtual time with faults.
     pub fault_phase: Duration,
-    /// Roll out a config that adds two voters, one node at a time, during the fault phase.
+    /// Roll out a config that adds two voters, lengthens T and renames a group, one node at a time, during the
+    /// fault phase.
     pub rollout: bool,
     /// Planted bug (checker self-test).
     pub bug: Option<PlantedBug>,
@@ -49,6 +50,9 @@ pub struct Scenario {
     pub crash_only: bool,
     /// Force `lease.strict` (drawn from the seed when `None`).
     pub strict: Option<bool>,
+    /// Benchmark mode: time the cores' work with the host clock (never read by the cores, so runs stay
+    /// deterministic) and check the holder invariants every 1,000 steps only.
+    pub measure_cpu: bool,
 }
 
 /// The timers a scenario runs with.
@@ -100,6 +104,7 @@ impl Scenario {
             timers: Timers::defaults(),
             crash_only: false,
             strict: None,
+            measure_cpu: false,
         }
     }
 
@@ -124,6 +129,8 @@ pub struct Stats {
     pub failovers: Vec<Duration>,
     /// Virtual time simulated.
     pub simulated: Duration,
+    /// Host time spent inside the cores (`handle` and the polls), all nodes together; only with `measure_cpu`.
+    pub core_cpu: Duration,
 }
 
 /// Runs one seed; `Err` names the first invariant broken.

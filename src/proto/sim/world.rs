@@ -11,13 +11,25 @@ use rand_core::{RngCore, SeedableRng};
 use crate::manifest::model::{NodeRole, QuorumPolicy};
 use crate::manifest::values::Name;
 use crate::proto::config::Config;
-use crate::proto::node::{Node, Persisted};
 use crate::proto::wire::{Keys, LeaseKey, NodeId};
+use crate::proto::{Node, Persisted};
 
 use super::check::{Checker, Kernel, Violation};
 use super::{Scenario, Stats, desired};
 
 mod step;
+
+/// The failover budget of (b) after heal (DESIGN.md §4.12, generously): restarted nodes' grace, two exclusions
+/// (one of them a restarted acceptor's quarantine), the ranked waits, any strict wait, deadTime and a second.
+fn failover_budget(t: super::Timers, drift: f64, nodes: usize, strict_wait: Option<Duration>) -> Duration {
+    let d_a = (t.lease + t.margin).mul_f64((1.0 + drift) / (1.0 - drift));
+    t.dead_time * 2
+        + d_a * 2
+        + t.interval * u32::try_from(nodes).unwrap_or(1)
+        + strict_wait.unwrap_or_default()
+        + t.dead_time
+        + Duration::from_secs(1)
+}
 
 /// Seeded randomness with the few shapes the world needs.
 pub(crate) struct Rng(ChaCha8Rng);
@@ -81,6 +93,36 @@ impl SimNode {
     }
     fn up(&self) -> bool {
         self.core.is_some() && self.hung_until.is_none()
+    }
+}
+
+impl SimNode {
+    fn new(rng: &mut Rng, i: usize, name: Name, cfg: Config, drift: f64) -> SimNode {
+        let rate = 1.0 + drift * 0.99 * (2.0 * rng.unit() - 1.0);
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&rng.0.next_u64().to_be_bytes());
+        id[15] = u8::try_from(i).unwrap_or(0);
+        SimNode {
+            name,
+            rate,
+            id: NodeId(id),
+            incarnation: 0,
+            boot_id: rng.0.next_u64(),
+            core: None,
+            persisted: Persisted::default(),
+            cfg,
+            hung_until: None,
+            down_until: Some(rng.between(Duration::ZERO, Duration::from_millis(500))),
+            inbox: Vec::new(),
+            wake: Duration::MAX,
+            kernel: Kernel::new(),
+            slow: VecDeque::new(),
+            busy_until: Duration::ZERO,
+            quick: Vec::new(),
+            deadlines: BTreeMap::new(),
+            awaiting_adoption: BTreeSet::new(),
+            restarted_at: Duration::ZERO,
+        }
     }
 }
 
@@ -164,7 +206,21 @@ impl World {
             .collect();
         let sticky = rng.chance(0.5);
         let stickiness = vec![if sticky { 1000 } else { 0 }; s.groups];
-        let all = desired(&s, &names, &prefer, &stickiness, strict, drift);
+        // The rollout's target config also lengthens T by 20 % and renames g1 (its lease follows its address).
+        let target = if s.rollout {
+            let mut r = s.clone();
+            r.timers.lease += s.timers.lease / 5;
+            r
+        } else {
+            s.clone()
+        };
+        let mut all = desired(&target, &names, &prefer, &stickiness, strict, drift);
+        if s.rollout
+            && let Some(mut g) = all.groups.remove(&Name("g1".into()))
+        {
+            g.name = Name("g1-renamed".into());
+            all.groups.insert(g.name.clone(), g);
+        }
         let old = desired(&s, &names[..total - extra], &prefer, &stickiness, strict, drift);
         let cfg_for = |state: &crate::manifest::DesiredState, n: &Name| Config::from_desired(state, n).ok();
         let mut nodes = Vec::new();
@@ -173,42 +229,12 @@ impl World {
             let start_state = if i < total - extra { &old } else { &all };
             let (Some(cfg), Some(fin)) = (cfg_for(start_state, name), cfg_for(&all, name)) else { continue };
             final_cfgs.push(fin);
-            let rate = 1.0 + drift * 0.99 * (2.0 * rng.unit() - 1.0);
-            let mut id = [0u8; 16];
-            id[..8].copy_from_slice(&rng.0.next_u64().to_be_bytes());
-            id[15] = u8::try_from(i).unwrap_or(0);
-            nodes.push(SimNode {
-                name: name.clone(),
-                rate,
-                id: NodeId(id),
-                incarnation: 0,
-                boot_id: rng.0.next_u64(),
-                core: None,
-                persisted: Persisted::default(),
-                cfg,
-                hung_until: None,
-                down_until: Some(rng.between(Duration::ZERO, Duration::from_millis(500))),
-                inbox: Vec::new(),
-                wake: Duration::MAX,
-                kernel: Kernel::new(),
-                slow: VecDeque::new(),
-                busy_until: Duration::ZERO,
-                quick: Vec::new(),
-                deadlines: BTreeMap::new(),
-                awaiting_adoption: BTreeSet::new(),
-                restarted_at: Duration::ZERO,
-            });
+            nodes.push(SimNode::new(&mut rng, i, name.clone(), cfg, drift));
         }
         let n = nodes.len();
         let t = s.timers;
-        let d_a = (t.lease + t.margin).mul_f64((1.0 + drift) / (1.0 - drift));
         let strict_wait = final_cfgs.first().map(Config::strict_wait).unwrap_or_default();
-        let budget = t.dead_time * 2
-            + d_a * 2
-            + t.interval * u32::try_from(n).unwrap_or(1)
-            + if strict { strict_wait } else { Duration::ZERO }
-            + t.dead_time
-            + Duration::from_secs(1);
+        let budget = failover_budget(t, drift, n, strict.then_some(strict_wait));
         let heal_at = s.fault_phase;
         let op = (!s.crash_only && s.groups > 0 && rng.chance(0.5)).then(|| {
             let target = Name(format!("n{}", rng.below(s.members as u64)));
@@ -255,6 +281,7 @@ impl World {
     }
 
     pub fn run(mut self) -> Result<Stats, Violation> {
+        let mut steps = 0u64;
         loop {
             let next = self.next_time();
             if next > self.end {
@@ -262,7 +289,10 @@ impl World {
             }
             self.now = next;
             self.step()?;
-            self.checker.holders(self.now, self.nodes.iter_mut().map(|n| &mut n.kernel))?;
+            steps += 1;
+            if !self.s.measure_cpu || steps % 1000 == 0 {
+                self.checker.holders(self.now, self.nodes.iter_mut().map(|n| &mut n.kernel))?;
+            }
             self.note_failovers();
         }
         self.final_checks()?;

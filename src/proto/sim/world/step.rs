@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::proto::Operation;
-use crate::proto::node::{Boot, Event, Input, Node, Trace};
 use crate::proto::wire::LeaseKey;
+use crate::proto::{Boot, Event, Input, Node, Trace};
 
 use super::super::check::{KernelAddr, Violation};
 use super::super::node_address;
@@ -70,6 +70,9 @@ impl World {
         let node = &mut self.nodes[i];
         let local = node.local(now);
         let Some(core) = node.core.as_mut() else { return Ok(()) };
+        // Benchmark only: the host clock times the core's work; the core never sees it.
+        #[allow(clippy::disallowed_methods)]
+        let started = self.s.measure_cpu.then(std::time::Instant::now);
         core.handle(local, input);
         let mut events = Vec::new();
         while let Some(e) = core.poll_event() {
@@ -78,6 +81,9 @@ impl World {
         let mut transmits = Vec::new();
         while let Some(t) = core.poll_transmit() {
             transmits.push(t);
+        }
+        if let Some(s) = started {
+            self.stats.core_cpu += s.elapsed();
         }
         let traces = core.drain_trace();
         let timeout = core.poll_timeout();
