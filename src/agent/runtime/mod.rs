@@ -7,10 +7,11 @@
 // The agent is the OS layer's user: it reads the lease clock and the wall clock on purpose.
 #![allow(clippy::disallowed_methods)]
 
+mod api;
 mod effects;
 mod events;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Options {
     pub node: String,
     /// Where the UUID, incarnation and protocol records live.
     pub state_dir: PathBuf,
+    /// The local API's Unix socket.
+    pub api_socket: PathBuf,
 }
 
 /// Why the agent stopped or refused to start.
@@ -76,6 +79,9 @@ pub enum AgentError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The local API socket cannot be prepared.
+    #[error(transparent)]
+    Api(#[from] crate::api::local::ServeError),
     /// Another OS failure at start-up.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -98,6 +104,8 @@ pub(crate) enum Msg {
     Terminate,
     /// SIGUSR2: re-execute in place.
     Reexec,
+    /// A local API request, answered from this task.
+    Api(crate::api::local::Call),
 }
 
 /// The state-owning task's state.
@@ -134,6 +142,14 @@ pub(crate) struct Agent {
     stuck: BTreeSet<Name>,
     next_resync: Instant,
     leaving: bool,
+    /// Per group held here: the round of its lease, for `status`.
+    rounds: BTreeMap<Name, u64>,
+    /// Moves issued through this agent, for `status`.
+    moves: BTreeMap<Name, api::IssuedMove>,
+    /// Nodes put in standby through this agent, for `status`.
+    standby: BTreeSet<Name>,
+    /// Recent errors, for `status`.
+    errors: VecDeque<String>,
 }
 
 fn wall_clock_secs() -> u64 {
@@ -227,11 +243,16 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         stuck: BTreeSet::new(),
         next_resync: Instant::now() + RESYNC,
         leaving: false,
+        rounds: BTreeMap::new(),
+        moves: BTreeMap::new(),
+        standby: BTreeSet::new(),
+        errors: VecDeque::new(),
     };
     spawn_receiver(socket, tx.clone());
     let _watcher = spawn_watcher(&opts, tx.clone());
     spawn_net_events(tx.clone())?;
     spawn_signals(tx.clone())?;
+    spawn_api(&opts, tx.clone())?;
     let exit_tx = tx.clone();
     tokio::spawn(async move {
         while let Some(exit) = exits_rx.recv().await {
@@ -301,6 +322,20 @@ fn spawn_net_events(tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
     tokio::spawn(async move {
         while let Some(event) = events.next().await {
             if tx.send(Msg::Net(event)).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+fn spawn_api(opts: &Options, tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
+    let listener = crate::api::local::bind(&opts.api_socket)?;
+    let (calls_tx, mut calls_rx) = mpsc::channel(64);
+    tokio::spawn(crate::api::local::serve(listener, calls_tx));
+    tokio::spawn(async move {
+        while let Some(call) = calls_rx.recv().await {
+            if tx.send(Msg::Api(call)).await.is_err() {
                 break;
             }
         }
@@ -391,6 +426,10 @@ impl Agent {
                     *d = Disposition::Fence;
                 }
             }
+            Msg::Api(call) => {
+                let answer = self.on_api(call.request);
+                let _ = call.reply.send(answer);
+            }
             Msg::Reexec => {
                 info!("SIGUSR2: re-executing in place; groups are kept through adoption");
                 let _ = self.notifier.notify("RELOADING=1");
@@ -409,6 +448,7 @@ impl Agent {
                 for f in &findings {
                     error!(target: "config", "change rejected, the config in force keeps running: {f}");
                 }
+                self.remember_error(format!("manifest change rejected ({} findings)", findings.len()));
             }
             ConfigChange::Applied { previous, digest } => {
                 let Some(state) = self.tracker.current().cloned() else { return };
