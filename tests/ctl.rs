@@ -13,13 +13,13 @@ use crate::support::netns::{Lab, Ns, eventually, netns_available};
 
 const FLOATING: &str = "192.0.2.100";
 
-fn manifests(dir: &Path, key: &Path) {
+fn manifests(dir: &Path, key: &Path, monitor: &str) {
     let text = format!(
         "apiVersion: hactl/v1\nkind: Cluster\nmetadata: {{name: t}}\nspec:\n  authKeyFile: {}\n  quorum: {{policy: ignore}}\n  heartbeat: {{interval: 100ms, deadTime: 600ms, warnTime: 300ms, initDead: 1s}}\n  lease: {{duration: 2s}}\n---\n\
          apiVersion: hactl/v1\nkind: Node\nmetadata: {{name: ha1}}\nspec: {{address: 192.0.2.11}}\n---\n\
          apiVersion: hactl/v1\nkind: Node\nmetadata: {{name: ha2}}\nspec: {{address: 192.0.2.12}}\n---\n\
          apiVersion: hactl/v1\nkind: FloatingIP\nmetadata: {{name: ip1}}\nspec: {{address: {FLOATING}/24, interface: eth0, announce: {{probeWait: 50ms}}}}\n---\n\
-         apiVersion: hactl/v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  exec: {{run: \"exec sleep 600\"}}\n  monitor: {{interval: 1s}}\n---\n\
+         apiVersion: hactl/v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  exec: {{run: \"exec sleep 600\"}}\n  monitor: {{interval: {monitor}}}\n---\n\
          apiVersion: hactl/v1\nkind: Group\nmetadata: {{name: WebServices}}\nspec: {{members: [ip1, web], prefer: {{ha1: 50}}}}\n",
         key.display()
     );
@@ -44,11 +44,13 @@ fn cluster() -> Cluster {
     let work = tempfile::tempdir().unwrap();
     let key = work.path().join("authkey");
     assert!(Command::new(env!("CARGO_BIN_EXE_hactl")).arg("keygen").arg(&key).status().unwrap().success());
-    let dir = work.path().join("manifests");
-    manifests(&dir, &key);
+    // Each node watches its own directory, as on real machines (apply writes into each).
     let mut agents = Agents::default();
-    agents.start(&ha1, "ha1", &dir, work.path());
-    agents.start(&ha2, "ha2", &dir, work.path());
+    for (node, ns) in [("ha1", &ha1), ("ha2", &ha2)] {
+        let dir = work.path().join(format!("manifests-{node}"));
+        manifests(&dir, &key, "1s");
+        agents.start(ns, node, &dir, work.path());
+    }
     Cluster { agents, ha1, ha2, work, _lab: lab }
 }
 
@@ -60,6 +62,20 @@ impl Cluster {
     /// Runs `hactl ARGS` against `node`'s agent (through `HACTL_SOCKET`).
     fn hactl(&self, node: &str, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_hactl")).args(args).env("HACTL_SOCKET", self.socket(node)).output().unwrap()
+    }
+
+    fn ns(&self, node: &str) -> &Ns {
+        if node == "ha1" { &self.ha1 } else { &self.ha2 }
+    }
+
+    /// Runs `hactl ARGS` inside `node`'s namespace (the peer API is reachable only on the lab's network).
+    fn hactl_in(&self, node: &str, args: &[&str]) -> Output {
+        self.ns(node)
+            .cmd(env!("CARGO_BIN_EXE_hactl"))
+            .args(args)
+            .env("HACTL_SOCKET", self.socket(node))
+            .output()
+            .unwrap()
     }
 
     fn status(&self, node: &str) -> Option<Value> {
@@ -77,8 +93,7 @@ impl Cluster {
     }
 
     fn holds(&self, node: &str) -> bool {
-        let ns = if node == "ha1" { &self.ha1 } else { &self.ha2 };
-        ns.ip(&["-br", "addr", "show", "dev", "eth0"]).contains(FLOATING)
+        self.ns(node).ip(&["-br", "addr", "show", "dev", "eth0"]).contains(FLOATING)
     }
 
     fn settle_on(&self, node: &str) {
@@ -145,7 +160,7 @@ fn status_reports_the_cluster_in_text_and_json() {
 
     // A broken manifest change is reported as an error, and the group keeps running.
     std::fs::write(
-        c.work.path().join("manifests/broken.yaml"),
+        c.work.path().join("manifests-ha1/broken.yaml"),
         "apiVersion: hactl/v1\nkind: Group\nmetadata: {name: G2}\nspec: {members: [nope]}\n",
     )
     .unwrap();
@@ -210,4 +225,93 @@ fn completions_and_man_page_are_generated() {
     let out = Command::new(env!("CARGO_BIN_EXE_hactl")).arg("man").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(".ie"), "roff");
+}
+
+fn digest_of(dir: &Path) -> String {
+    let loaded = hactl::manifest::load_paths(&[dir.to_path_buf()]).unwrap();
+    loaded.state.unwrap().digest()[..16].to_string()
+}
+
+#[test]
+fn apply_delivers_to_every_node_and_names_the_unreachable_one() {
+    if !netns_available("apply_delivers_to_every_node_and_names_the_unreachable_one") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = cluster();
+    c.settle_on("ha1");
+    let key = c.work.path().join("authkey");
+    let change = c.work.path().join("change");
+    manifests(&change, &key, "2s");
+    let new = digest_of(&change);
+    assert_ne!(Some(new.as_str()), c.status("ha1").unwrap()["digest"].as_str());
+
+    let out = c.hactl_in("ha1", &["apply", change.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), c.agents.logs());
+    assert!(text(&out).contains(&format!("every node runs config {new}")), "{}", text(&out));
+    let on_disk = std::fs::read_to_string(c.work.path().join("manifests-ha2/cluster.yaml")).unwrap();
+    assert!(on_disk.contains("interval: 2s"), "written into ha2's watched directory");
+    assert_eq!(c.holder("ha1").as_deref(), Some("ha1"), "the group keeps running\n{}", c.agents.logs());
+
+    // ha2 goes away: apply names it and exits 1; ha1 still gets the change.
+    c.agents.kill("ha2");
+    manifests(&change, &key, "3s");
+    let newer = digest_of(&change);
+    let out = c.hactl_in("ha1", &["apply", change.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("ha1 (192.0.2.11:") && text(&out).contains("not applied on: ha2"), "{}", text(&out));
+    let seen = eventually(Duration::from_secs(15), || {
+        c.status("ha1").filter(|s| s["digest"].as_str() == Some(newer.as_str()))
+    });
+    assert!(seen.is_some(), "ha1 runs the new config\n{}", c.agents.logs());
+
+    // A watched directory in a git work tree refuses delivery.
+    std::fs::create_dir(c.work.path().join("manifests-ha1/.git")).unwrap();
+    let out = c.hactl_in("ha1", &["apply", change.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("deploy with git there"), "{}", text(&out));
+
+    // An invalid directory is exit 2 with the validator's diagnostics, and nothing is delivered.
+    std::fs::write(
+        change.join("broken.yaml"),
+        "apiVersion: hactl/v1\nkind: Group\nmetadata: {name: G2}\nspec: {members: [nope]}\n",
+    )
+    .unwrap();
+    let out = c.hactl_in("ha1", &["apply", change.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nope"), "{}", text(&out));
+}
+
+#[test]
+fn the_peer_api_rejects_unsigned_tampered_stale_and_replayed_requests() {
+    if !netns_available("the_peer_api_rejects_unsigned_tampered_stale_and_replayed_requests") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = cluster();
+    c.settle_on("ha1");
+    let keys = hactl::sys::keyfile::load(&c.work.path().join("authkey")).unwrap();
+    let set = hactl::agent::deliver::read_set(&c.work.path().join("manifests-ha1")).unwrap();
+    let codes = c.ha1.block_on(move || async move {
+        use hactl::api::peer::{MANIFESTS_PATH, now_ms, send, sign};
+        let addr: std::net::SocketAddr = "192.0.2.12:694".parse().unwrap();
+        let body = serde_json::to_vec(&set).unwrap();
+        let post = |headers: Vec<(&'static str, String)>, body: Vec<u8>| async move {
+            send(addr, "POST", MANIFESTS_PATH, body, &headers).await.unwrap().0
+        };
+        let unsigned = post(Vec::new(), body.clone()).await;
+        let signed = sign(&keys, "POST", MANIFESTS_PATH, &body, now_ms());
+        let mut tampered_body = body.clone();
+        tampered_body.extend_from_slice(b" ");
+        let tampered = post(signed.clone(), tampered_body).await;
+        let stale = post(sign(&keys, "POST", MANIFESTS_PATH, &body, now_ms() - 120_000), body.clone()).await;
+        let good = post(signed.clone(), body.clone()).await;
+        let replayed = post(signed, body).await;
+        (unsigned, tampered, stale, good, replayed)
+    });
+    assert_eq!(codes, (401, 401, 401, 200, 401), "unsigned, tampered, stale, good, replayed\n{}", c.agents.logs());
+    let logs = c.agents.logs();
+    for why in ["unsigned request", "bad signature", "stale request", "replayed request"] {
+        assert!(logs.contains(why), "`{why}` logged\n{logs}");
+    }
 }

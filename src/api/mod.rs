@@ -4,4 +4,5 @@
 pub mod auth;
 pub mod client;
 pub mod local;
+pub mod peer;
 pub mod types;

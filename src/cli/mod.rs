@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, each parsing its arguments and calling the library.
 
 mod agent;
+mod apply;
 mod cleanup;
 mod clear;
 mod completions;
@@ -63,6 +64,8 @@ pub enum Command {
     Online(online::Args),
     /// Forget a group's failures on one node or all.
     Cleanup(cleanup::Args),
+    /// Deliver a manifest directory to every node (signed), optionally waiting until all run it.
+    Apply(apply::Args),
     /// Write shell completions.
     Completions(completions::Args),
     /// Write the man page.
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Standby(args) => standby::run(args),
         Command::Online(args) => online::run(args),
         Command::Cleanup(args) => cleanup::run(args),
+        Command::Apply(args) => apply::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

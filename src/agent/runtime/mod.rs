@@ -210,6 +210,10 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     let address = cfg.nodes.get(&me).map(|p| p.address).ok_or_else(|| AgentError::Config(format!("no node {me}")))?;
     let bind = SocketAddr::new(address, state.cluster.port);
     let socket = Arc::new(UdpSocket::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?);
+    let peer_api =
+        tokio::net::TcpListener::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?;
+    let peer_server = crate::api::peer::PeerServer::new(keys.clone(), opts.manifests.clone());
+    tokio::spawn(crate::api::peer::serve(peer_api, Arc::new(peer_server)));
     let node = Node::new(now, cfg, boot);
     info!(node = %me, uuid = %uuid, incarnation, key = keys.current.fingerprint(), "agent starting");
     let (tx, rx) = mpsc::channel(1024);
