@@ -315,3 +315,47 @@ fn the_peer_api_rejects_unsigned_tampered_stale_and_replayed_requests() {
         assert!(logs.contains(why), "`{why}` logged\n{logs}");
     }
 }
+
+#[test]
+fn diff_shows_the_manifest_change_and_the_holders_plan() {
+    if !netns_available("diff_shows_the_manifest_change_and_the_holders_plan") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = cluster();
+    c.settle_on("ha1");
+    let key = c.work.path().join("authkey");
+    let same = c.work.path().join("same");
+    manifests(&same, &key, "1s");
+    let out = c.hactl("ha1", &["diff", same.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("(no change)") && text(&out).contains("(nothing to do)"), "{}", text(&out));
+
+    // A second service in the group: the holder's planner would start it; the peer's would do nothing.
+    let change = c.work.path().join("change");
+    manifests(&change, &key, "1s");
+    let file = change.join("cluster.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap().replace("members: [ip1, web]", "members: [ip1, web, web2]")
+        + "---\napiVersion: hactl/v1\nkind: Service\nmetadata: {name: web2}\nspec:\n  exec: {run: \"exec sleep 601\"}\n";
+    std::fs::write(&file, yaml).unwrap();
+    let out = c.hactl("ha1", &["diff", change.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("--- running/cluster.yaml") && t.contains("+metadata: {name: web2}"), "{t}");
+    assert!(t.contains("-  spec: {members: [ip1, web]") || t.contains("-spec: {members: [ip1, web]"), "{t}");
+    assert!(t.contains("Plan on ha1") && t.contains("WebServices: start web2"), "{t}");
+    assert!(!t.contains("\x1b["), "no colour when not on a terminal");
+    let out = c.hactl("ha2", &["diff", change.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("start web2"), "ha2 does not hold the group\n{}", text(&out));
+
+    // Invalid: exit 2 with the validator's diagnostics.
+    std::fs::write(
+        change.join("broken.yaml"),
+        "apiVersion: hactl/v1\nkind: Group\nmetadata: {name: G2}\nspec: {members: [nope]}\n",
+    )
+    .unwrap();
+    let out = c.hactl("ha1", &["diff", change.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nope"), "{}", text(&out));
+}

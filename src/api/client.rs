@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 use tokio::net::UnixStream;
 
-use super::types::{CleanupRequest, GroupRequest, MoveRequest, NodeRequest, Reply, Status};
+use super::types::{CleanupRequest, GroupRequest, MoveRequest, NodeRequest, Plan, Reply, Status};
+use crate::agent::deliver::ManifestSet;
 
 /// The default socket path (`hactl agent --api-socket`, `HACTL_SOCKET`).
 pub const DEFAULT_SOCKET: &str = "/run/hactl/hactl.sock";
@@ -85,6 +86,24 @@ impl Client {
     /// Forgets the failures of `group` on `node` (or everywhere).
     pub async fn cleanup(&self, group: &str, node: Option<&str>) -> Result<Reply, ClientError> {
         self.post("/v1/cleanup", &CleanupRequest { group: group.into(), node: node.map(Into::into) }).await
+    }
+
+    /// The manifest files of the config the agent runs.
+    pub async fn manifests(&self) -> Result<ManifestSet, ClientError> {
+        let (code, body) = self.call(Method::GET, "/v1/manifests", Bytes::new()).await?;
+        if code != 200 {
+            return Err(ClientError::Refused(refusal(&body)));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// What the agent's own planner would do on its node if `set` were applied now.
+    pub async fn plan(&self, set: &ManifestSet) -> Result<Plan, ClientError> {
+        let (code, body) = self.call(Method::POST, "/v1/plan", Bytes::from(serde_json::to_vec(set)?)).await?;
+        if code != 200 {
+            return Err(ClientError::Refused(refusal(&body)));
+        }
+        Ok(serde_json::from_slice(&body)?)
     }
 
     async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<Reply, ClientError> {

@@ -16,8 +16,8 @@ use tracing::warn;
 
 use super::types::{ApiRequest, ApiResponse, Reply};
 
-/// Largest request body accepted (operations are a few hundred bytes).
-const MAX_BODY: usize = 64 * 1024;
+/// Largest request body accepted (a manifest set for `plan`).
+const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// One request for the state-owning task, with where to send its answer.
 #[derive(Debug)]
@@ -104,6 +104,8 @@ async fn handle(req: Request<Incoming>, calls: mpsc::Sender<Call>) -> Result<Res
     let Ok(answer) = rx.await else { return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping")) };
     Ok(match answer {
         ApiResponse::Status(s) => json(StatusCode::OK, &*s),
+        ApiResponse::Manifests(m) => json(StatusCode::OK, &m),
+        ApiResponse::Plan(p) => json(StatusCode::OK, &p),
         ApiResponse::Reply(r) => json(if r.ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }, &r),
     })
 }
@@ -120,6 +122,8 @@ pub fn parse(method: &Method, path: &str, body: &[u8]) -> Result<ApiRequest, (St
         (&Method::POST, "/v1/standby") => Ok(ApiRequest::Standby(de(body)?)),
         (&Method::POST, "/v1/online") => Ok(ApiRequest::Online(de(body)?)),
         (&Method::POST, "/v1/cleanup") => Ok(ApiRequest::Cleanup(de(body)?)),
+        (&Method::GET, "/v1/manifests") => Ok(ApiRequest::Manifests),
+        (&Method::POST, "/v1/plan") => Ok(ApiRequest::Plan(de(body)?)),
         _ => Err((StatusCode::NOT_FOUND, format!("no such endpoint: {method} {path}"))),
     }
 }

@@ -123,6 +123,24 @@ pub struct Reply {
     pub message: String,
 }
 
+/// One step of the plan: what this node's planner would do for a group if a manifest set were applied now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanStep {
+    /// The group.
+    pub group: String,
+    /// The action, e.g. `start web` or `remove ip1`.
+    pub action: String,
+}
+
+/// The answer of `POST /v1/plan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The node whose planner answered.
+    pub node: String,
+    /// The steps, in the order the agent would start them.
+    pub steps: Vec<PlanStep>,
+}
+
 /// A request to the agent's state-owning task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiRequest {
@@ -138,6 +156,10 @@ pub enum ApiRequest {
     Online(NodeRequest),
     /// `POST /v1/cleanup`.
     Cleanup(CleanupRequest),
+    /// `GET /v1/manifests`: the manifest files of the config in force.
+    Manifests,
+    /// `POST /v1/plan`: what this node would do if the set were applied now.
+    Plan(crate::agent::deliver::ManifestSet),
 }
 
 /// The state-owning task's answer.
@@ -147,4 +169,8 @@ pub enum ApiResponse {
     Status(Box<Status>),
     /// An operation's outcome (or a refusal).
     Reply(Reply),
+    /// The manifest files in force.
+    Manifests(crate::agent::deliver::ManifestSet),
+    /// A plan.
+    Plan(Plan),
 }

@@ -6,6 +6,7 @@ mod cleanup;
 mod clear;
 mod completions;
 mod conn;
+mod diff;
 mod keygen;
 mod lab;
 mod man;
@@ -25,6 +26,8 @@ use clap::{Parser, Subcommand};
 pub const EXIT_OK: u8 = 0;
 /// Exit code for invalid manifests (or, for `diff`, changes found).
 pub const EXIT_INVALID: u8 = 1;
+/// Exit code for `diff` when applying would change something.
+pub const EXIT_CHANGES: u8 = 1;
 /// Exit code for an operation refused or not done in time (`move`, `clear`, `standby`, `online`, `cleanup`).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code for usage and I/O errors: nothing was checked or changed.
@@ -64,6 +67,8 @@ pub enum Command {
     Online(online::Args),
     /// Forget a group's failures on one node or all.
     Cleanup(cleanup::Args),
+    /// Show what applying a manifest directory would change: unified diff per manifest and this node's plan.
+    Diff(diff::Args),
     /// Deliver a manifest directory to every node (signed), optionally waiting until all run it.
     Apply(apply::Args),
     /// Write shell completions.
@@ -87,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Online(args) => online::run(args),
         Command::Cleanup(args) => cleanup::run(args),
         Command::Apply(args) => apply::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

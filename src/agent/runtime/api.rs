@@ -2,11 +2,16 @@
 //! observed here; operations are validated against the config in force and handed to the core, which
 //! replicates them (DESIGN.md §4.9).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::Agent;
-use crate::agent::plan::Observed;
-use crate::api::types::{ApiRequest, ApiResponse, GroupStatus, MemberStatus, MoveStatus, NodeStatus, Reply, Status};
+use crate::agent::deliver::ManifestSet;
+use crate::agent::plan::{Disposition, Effect, Member, Observed, plan};
+use crate::api::types::{
+    ApiRequest, ApiResponse, GroupStatus, MemberStatus, MoveStatus, NodeStatus, Plan, PlanStep, Reply, Status,
+};
+use crate::manifest;
 use crate::manifest::model::Resource;
 use crate::manifest::raw::QuorumPolicy;
 use crate::manifest::values::Name;
@@ -64,11 +69,44 @@ impl Agent {
                 format!("{node} is online")
             }),
             ApiRequest::Cleanup(c) => self.cleanup(&c.group, c.node.as_deref()),
+            ApiRequest::Manifests => match &self.running {
+                Some(set) => return ApiResponse::Manifests(set.clone()),
+                None => Err("the files of the config in force could not be read".to_string()),
+            },
+            ApiRequest::Plan(set) => match self.plan_for(&set) {
+                Ok(plan) => return ApiResponse::Plan(plan),
+                Err(e) => Err(e),
+            },
         };
         ApiResponse::Reply(match result {
             Ok(message) => Reply { ok: true, message },
             Err(message) => Reply { ok: false, message },
         })
+    }
+
+    /// This node's plan if `set` were the config: the planner run on what is observed here, with each
+    /// group's current disposition; groups the set removes are planned as given up.
+    fn plan_for(&self, set: &ManifestSet) -> Result<Plan, String> {
+        let files = set.files.iter().map(|(n, c)| (PathBuf::from(n), c.clone().into_bytes())).collect();
+        let loaded = manifest::load_bytes(files);
+        let Some(state) = loaded.state else {
+            return Err(manifest::diag::render(&loaded.diagnostics, manifest::Format::Text, false));
+        };
+        let observed = |n: &Name| self.observed.get(n).copied().unwrap_or(Observed::Down);
+        let disposition = |g: &Name| self.dispositions.get(g).copied().unwrap_or(Disposition::Elsewhere);
+        let mut steps = Vec::new();
+        let mut push = |group: &Name, effects: Vec<Effect>| {
+            for e in effects.into_iter().filter(|e| !matches!(e, Effect::Stopped(_))) {
+                steps.push(PlanStep { group: group.0.clone(), action: e.to_string() });
+            }
+        };
+        for g in state.groups.values() {
+            push(&g.name, plan(&g.name, disposition(&g.name), &Member::zip(g, observed)));
+        }
+        for g in self.state.groups.values().filter(|g| !state.groups.contains_key(&g.name)) {
+            push(&g.name, plan(&g.name, Disposition::Elsewhere, &Member::zip(g, observed)));
+        }
+        Ok(Plan { node: self.me.0.clone(), steps })
     }
 
     fn cleanup(&mut self, group: &str, node: Option<&str>) -> Result<String, String> {

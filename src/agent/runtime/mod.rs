@@ -150,6 +150,8 @@ pub(crate) struct Agent {
     standby: BTreeSet<Name>,
     /// Recent errors, for `status`.
     errors: VecDeque<String>,
+    /// The manifest files of the config in force (read when it was applied), for `diff`.
+    running: Option<crate::agent::deliver::ManifestSet>,
 }
 
 fn wall_clock_secs() -> u64 {
@@ -251,6 +253,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         moves: BTreeMap::new(),
         standby: BTreeSet::new(),
         errors: VecDeque::new(),
+        running: crate::agent::deliver::read_set(&opts.manifests).ok(),
     };
     spawn_receiver(socket, tx.clone());
     let _watcher = spawn_watcher(&opts, tx.clone());
@@ -460,6 +463,7 @@ impl Agent {
                     Ok(cfg) => {
                         info!(target: "config", from = previous.as_deref().map(|p| &p[..12]), to = &digest[..12], "applied");
                         self.state = state;
+                        self.running = crate::agent::deliver::read_set(&self.manifests).ok();
                         self.node.handle(LeaseClock::read(), Input::Config(Box::new(cfg)));
                     }
                     Err(e) => error!(target: "config", "change not applied: {e}"),
