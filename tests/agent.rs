@@ -2,68 +2,13 @@
 //! service, failover when the holder is powered off, and an invalid manifest edit that changes nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use crate::support::agents::{Agents, ONE_LAB};
 use crate::support::netns::{Lab, Ns, eventually, netns_available};
 
 const FLOATING: &str = "192.0.2.100";
-
-/// Agents started by a test, killed by PID when it ends (the lab's Drop also kills what is left inside).
-struct Agents {
-    children: Vec<(String, Child, PathBuf)>,
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for (_, child, _) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Agents {
-    fn start(&mut self, ns: &Ns, node: &str, manifests: &Path, work: &Path) {
-        let log = work.join(format!("{node}.log"));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = ns
-            .cmd(env!("CARGO_BIN_EXE_hactl"))
-            .args(["agent", "--node", node, "--manifests"])
-            .arg(manifests)
-            .arg("--state-dir")
-            .arg(work.join(format!("state-{node}")))
-            .env("HACTL_LOG", "info")
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap();
-        self.children.push((node.to_string(), child, log));
-    }
-
-    fn kill(&mut self, node: &str) {
-        if let Some((_, child, _)) = self.children.iter_mut().find(|(n, _, _)| n == node) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn pid(&self, node: &str) -> nix::unistd::Pid {
-        let (_, child, _) = self.children.iter().find(|(n, _, _)| n == node).unwrap();
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap())
-    }
-
-    fn signal(&self, node: &str, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(self.pid(node), signal).unwrap();
-    }
-
-    fn logs(&self) -> String {
-        self.children
-            .iter()
-            .map(|(n, _, log)| format!("--- {n}\n{}", std::fs::read_to_string(log).unwrap_or_default()))
-            .collect()
-    }
-}
 
 /// The quorum policy of a test cluster: `Majority` adds a witness node.
 #[derive(Clone, Copy, PartialEq)]
@@ -122,10 +67,6 @@ fn holder(ha1: &Ns, ha2: &Ns) -> Option<&'static str> {
     }
 }
 
-/// Labs with running agents run one at a time (DESIGN.md §5): they time failovers, and two at once on two
-/// cores would measure each other.
-static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Two nodes in a lab with their agents running.
 struct Cluster {
     agents: Agents,
@@ -147,7 +88,7 @@ fn cluster(policy: Policy) -> Cluster {
     assert!(Command::new(env!("CARGO_BIN_EXE_hactl")).arg("keygen").arg(&key).status().unwrap().success());
     let dir = work.path().join("manifests");
     manifests(&dir, &key, policy);
-    let mut agents = Agents { children: Vec::new() };
+    let mut agents = Agents::default();
     agents.start(&ha1, "ha1", &dir, work.path());
     agents.start(&ha2, "ha2", &dir, work.path());
     if let Some(wit) = &wit {

@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod agent;
+mod ctl;
 mod drivers;
 mod lab;
 mod manifests;

@@ -2,6 +2,7 @@
 //! The runtime that binds it to the OS arrives with the protocol core (issue 4).
 
 pub mod config;
+pub mod deliver;
 pub mod persist;
 pub mod plan;
 pub mod runtime;

@@ -22,6 +22,9 @@ pub struct Args {
     /// Where the node's UUID, incarnation and lease records are kept (fsynced).
     #[arg(long, default_value = "/var/lib/hactl")]
     pub state_dir: PathBuf,
+    /// The local API's Unix socket (mode 0600; its directory is created 0700).
+    #[arg(long, env = "HACTL_SOCKET", default_value = crate::api::client::DEFAULT_SOCKET)]
+    pub api_socket: PathBuf,
 }
 
 /// Runs the agent until SIGTERM.
@@ -41,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_default()
             .to_string(),
     };
-    let opts = Options { manifests: args.manifests, node, state_dir: args.state_dir };
+    let opts = Options { manifests: args.manifests, node, state_dir: args.state_dir, api_socket: args.api_socket };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,9 +1,21 @@
 //! The command line: one module per subcommand, each parsing its arguments and calling the library.
 
 mod agent;
+mod apply;
+mod cleanup;
+mod clear;
+mod completions;
+mod conn;
+mod diff;
 mod keygen;
 mod lab;
+mod man;
+mod move_group;
+mod online;
+mod ops;
 mod schema;
+mod standby;
+mod status;
 mod validate;
 
 use std::process::ExitCode;
@@ -14,6 +26,10 @@ use clap::{Parser, Subcommand};
 pub const EXIT_OK: u8 = 0;
 /// Exit code for invalid manifests (or, for `diff`, changes found).
 pub const EXIT_INVALID: u8 = 1;
+/// Exit code for `diff` when applying would change something.
+pub const EXIT_CHANGES: u8 = 1;
+/// Exit code for an operation refused or not done in time (`move`, `clear`, `standby`, `online`, `cleanup`).
+pub const EXIT_FAILED: u8 = 1;
 /// Exit code for usage and I/O errors: nothing was checked or changed.
 pub const EXIT_USAGE: u8 = 2;
 
@@ -39,6 +55,26 @@ pub enum Command {
     Agent(agent::Args),
     /// The one-machine lab: namespaces for ha1, ha2 and a client, nginx and a node daemon (root only).
     Lab(lab::Args),
+    /// Show the cluster as this node's agent sees it, like crm_mon (-o text|yaml|json, --watch).
+    Status(status::Args),
+    /// Move a group to a node (replicated) and wait until it runs there.
+    Move(move_group::Args),
+    /// End the move of a group.
+    Clear(clear::Args),
+    /// Put a node in standby: it gives its groups away and takes none.
+    Standby(standby::Args),
+    /// End a node's standby.
+    Online(online::Args),
+    /// Forget a group's failures on one node or all.
+    Cleanup(cleanup::Args),
+    /// Show what applying a manifest directory would change: unified diff per manifest and this node's plan.
+    Diff(diff::Args),
+    /// Deliver a manifest directory to every node (signed), optionally waiting until all run it.
+    Apply(apply::Args),
+    /// Write shell completions.
+    Completions(completions::Args),
+    /// Write the man page.
+    Man(man::Args),
 }
 
 /// Runs a parsed command line; `Err` is an I/O or usage problem (exit 2).
@@ -49,5 +85,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keygen::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Move(args) => move_group::run(args),
+        Command::Clear(args) => clear::run(args),
+        Command::Standby(args) => standby::run(args),
+        Command::Online(args) => online::run(args),
+        Command::Cleanup(args) => cleanup::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }

@@ -220,6 +220,7 @@ impl Agent {
             }
             (Action::Stop, _) => {
                 error!(service = %name, "stop failed: {outcome}; it may still run");
+                self.remember_error(format!("{name}: stop failed ({outcome}); it may still run"));
                 Observed::StopFailed
             }
             (_, Outcome::Running) => {
@@ -232,6 +233,7 @@ impl Agent {
             (Action::Status, Outcome::Stopped) => Observed::Down,
             (Action::Start, _) => {
                 warn!(service = %name, "start failed: {outcome}");
+                self.remember_error(format!("{name}: start failed ({outcome})"));
                 self.count_failure(&name);
                 self.cooldown.insert(name.clone(), Instant::now() + RETRY);
                 Observed::Failed
@@ -253,18 +255,20 @@ impl Agent {
         }
     }
 
+    /// Counts a failure here and reports it to the core, which replicates it: a group over its
+    /// migration threshold on this node is placed elsewhere (DESIGN.md §4.9).
     fn count_failure(&mut self, name: &Name) {
         let now = Instant::now();
         self.fails.record(name, now);
-        let over = self
-            .state
-            .groups
-            .values()
-            .find(|g| g.members.iter().any(|m| m.name() == name))
-            .and_then(|g| self.fails.over_threshold(g, now).map(|_| (g.name.clone(), g.migration_threshold)));
-        if let Some((group, threshold)) = over {
-            // The core has no failcount input yet (issue 3): the group cannot be given up to a peer here.
-            error!(group = %group, threshold, "migration threshold reached; giving the group up is not implemented yet");
+        let Some(group) = self.state.groups.values().find(|g| g.members.iter().any(|m| m.name() == name)) else {
+            return;
+        };
+        let (group_name, threshold) = (group.name.clone(), group.migration_threshold);
+        let over = self.fails.over_threshold(group, now).is_some();
+        self.node.handle(LeaseClock::read(), Input::MemberFailed(group_name.clone()));
+        if over {
+            error!(group = %group_name, threshold, "migration threshold reached here: the group moves to a peer");
+            self.remember_error(format!("{group_name}: {name} failed {threshold} times here (migration threshold)"));
         }
     }
 

@@ -47,10 +47,12 @@ impl Agent {
             Event::AuthFailed { node } => warn!(peer = %node, "datagram failed authentication (key mismatch?)"),
             Event::Acquired { group, deadline, ballot, .. } => {
                 info!(group = %group, round = ballot.round, "lease acquired");
+                self.rounds.insert(group.clone(), ballot.round);
                 self.hold(group, deadline);
             }
             Event::Adopted { group, deadline, ballot, .. } => {
                 info!(group = %group, round = ballot.round, "lease adopted after restart");
+                self.rounds.insert(group.clone(), ballot.round);
                 self.hold(group, deadline);
             }
             Event::Renewed { group, deadline, .. } => {

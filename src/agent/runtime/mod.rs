@@ -7,10 +7,11 @@
 // The agent is the OS layer's user: it reads the lease clock and the wall clock on purpose.
 #![allow(clippy::disallowed_methods)]
 
+mod api;
 mod effects;
 mod events;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Options {
     pub node: String,
     /// Where the UUID, incarnation and protocol records live.
     pub state_dir: PathBuf,
+    /// The local API's Unix socket.
+    pub api_socket: PathBuf,
 }
 
 /// Why the agent stopped or refused to start.
@@ -76,6 +79,9 @@ pub enum AgentError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The local API socket cannot be prepared.
+    #[error(transparent)]
+    Api(#[from] crate::api::local::ServeError),
     /// Another OS failure at start-up.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -98,6 +104,8 @@ pub(crate) enum Msg {
     Terminate,
     /// SIGUSR2: re-execute in place.
     Reexec,
+    /// A local API request, answered from this task.
+    Api(crate::api::local::Call),
 }
 
 /// The state-owning task's state.
@@ -134,6 +142,16 @@ pub(crate) struct Agent {
     stuck: BTreeSet<Name>,
     next_resync: Instant,
     leaving: bool,
+    /// Per group held here: the round of its lease, for `status`.
+    rounds: BTreeMap<Name, u64>,
+    /// Moves issued through this agent, for `status`.
+    moves: BTreeMap<Name, api::IssuedMove>,
+    /// Nodes put in standby through this agent, for `status`.
+    standby: BTreeSet<Name>,
+    /// Recent errors, for `status`.
+    errors: VecDeque<String>,
+    /// The manifest files of the config in force (read when it was applied), for `diff`.
+    running: Option<crate::agent::deliver::ManifestSet>,
 }
 
 fn wall_clock_secs() -> u64 {
@@ -194,6 +212,10 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     let address = cfg.nodes.get(&me).map(|p| p.address).ok_or_else(|| AgentError::Config(format!("no node {me}")))?;
     let bind = SocketAddr::new(address, state.cluster.port);
     let socket = Arc::new(UdpSocket::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?);
+    let peer_api =
+        tokio::net::TcpListener::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?;
+    let peer_server = crate::api::peer::PeerServer::new(keys.clone(), opts.manifests.clone());
+    tokio::spawn(crate::api::peer::serve(peer_api, Arc::new(peer_server)));
     let node = Node::new(now, cfg, boot);
     info!(node = %me, uuid = %uuid, incarnation, key = keys.current.fingerprint(), "agent starting");
     let (tx, rx) = mpsc::channel(1024);
@@ -227,11 +249,17 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         stuck: BTreeSet::new(),
         next_resync: Instant::now() + RESYNC,
         leaving: false,
+        rounds: BTreeMap::new(),
+        moves: BTreeMap::new(),
+        standby: BTreeSet::new(),
+        errors: VecDeque::new(),
+        running: crate::agent::deliver::read_set(&opts.manifests).ok(),
     };
     spawn_receiver(socket, tx.clone());
     let _watcher = spawn_watcher(&opts, tx.clone());
     spawn_net_events(tx.clone())?;
     spawn_signals(tx.clone())?;
+    spawn_api(&opts, tx.clone())?;
     let exit_tx = tx.clone();
     tokio::spawn(async move {
         while let Some(exit) = exits_rx.recv().await {
@@ -301,6 +329,20 @@ fn spawn_net_events(tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
     tokio::spawn(async move {
         while let Some(event) = events.next().await {
             if tx.send(Msg::Net(event)).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+fn spawn_api(opts: &Options, tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
+    let listener = crate::api::local::bind(&opts.api_socket)?;
+    let (calls_tx, mut calls_rx) = mpsc::channel(64);
+    tokio::spawn(crate::api::local::serve(listener, calls_tx));
+    tokio::spawn(async move {
+        while let Some(call) = calls_rx.recv().await {
+            if tx.send(Msg::Api(call)).await.is_err() {
                 break;
             }
         }
@@ -391,6 +433,10 @@ impl Agent {
                     *d = Disposition::Fence;
                 }
             }
+            Msg::Api(call) => {
+                let answer = self.on_api(call.request);
+                let _ = call.reply.send(answer);
+            }
             Msg::Reexec => {
                 info!("SIGUSR2: re-executing in place; groups are kept through adoption");
                 let _ = self.notifier.notify("RELOADING=1");
@@ -409,6 +455,7 @@ impl Agent {
                 for f in &findings {
                     error!(target: "config", "change rejected, the config in force keeps running: {f}");
                 }
+                self.remember_error(format!("manifest change rejected ({} findings)", findings.len()));
             }
             ConfigChange::Applied { previous, digest } => {
                 let Some(state) = self.tracker.current().cloned() else { return };
@@ -416,6 +463,7 @@ impl Agent {
                     Ok(cfg) => {
                         info!(target: "config", from = previous.as_deref().map(|p| &p[..12]), to = &digest[..12], "applied");
                         self.state = state;
+                        self.running = crate::agent::deliver::read_set(&self.manifests).ok();
                         self.node.handle(LeaseClock::read(), Input::Config(Box::new(cfg)));
                     }
                     Err(e) => error!(target: "config", "change not applied: {e}"),

@@ -1,0 +1,176 @@
+//! The JSON of the local API: the contract for scripts and monitoring (README, "Status JSON").
+
+use serde::{Deserialize, Serialize};
+
+/// The whole of `GET /v1/status`: the cluster as this node sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The Cluster manifest's name.
+    pub cluster: String,
+    /// The node answering.
+    pub node: String,
+    /// Quorum policy: `majority` or `ignore`.
+    pub policy: String,
+    /// Set under `ignore`: split brain is possible.
+    pub warning: Option<String>,
+    /// Digest of the config in force here (hex, 16 digits, as in heartbeats).
+    pub digest: String,
+    /// Every configured node, this one included.
+    pub nodes: Vec<NodeStatus>,
+    /// Every group.
+    pub groups: Vec<GroupStatus>,
+    /// Recent errors worth an operator's attention (a rejected manifest change first).
+    pub errors: Vec<String>,
+}
+
+/// One node as seen from the answering node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Its name.
+    pub name: String,
+    /// `online`, `late`, `offline` or `unknown` (never heard since start).
+    pub state: String,
+    /// Put in standby by an operation known here.
+    pub standby: bool,
+    /// Config digest it reports (hex), when heard.
+    pub digest: Option<String>,
+    /// Its digest differs from the answering node's.
+    pub drift: bool,
+    /// This is the answering node.
+    pub local: bool,
+}
+
+/// One group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// Its name.
+    pub name: String,
+    /// Who holds it: this node when it holds the lease, else the peer whose heartbeat claims it.
+    pub holder: Option<String>,
+    /// The holder's lease round (ballot), when known.
+    pub round: Option<u64>,
+    /// Milliseconds until the lease (or the peer's claim) runs out unless renewed.
+    pub lease_remaining_ms: Option<u64>,
+    /// Members in start order, as observed on the answering node.
+    pub members: Vec<MemberStatus>,
+    /// The move in force, if any.
+    #[serde(rename = "move")]
+    pub moved: Option<MoveStatus>,
+}
+
+/// One member of a group, observed on the answering node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Its name.
+    pub name: String,
+    /// `FloatingIP` or `Service`.
+    pub kind: String,
+    /// `up`, `down`, `failed`, `busy` or `stop-failed`.
+    pub state: String,
+    /// Failures counted here and not yet expired or cleaned up.
+    pub failcount: u32,
+}
+
+/// A move in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoveStatus {
+    /// Where the group is moved to.
+    pub node: String,
+    /// Milliseconds until it expires; `None` until `clear`.
+    pub expires_in_ms: Option<u64>,
+}
+
+/// The body of `POST /v1/move`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoveRequest {
+    /// The group.
+    pub group: String,
+    /// Its target node.
+    pub node: String,
+    /// For how long, in milliseconds; `None` until `clear`.
+    pub for_ms: Option<u64>,
+}
+
+/// The body of `POST /v1/clear`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRequest {
+    /// The group.
+    pub group: String,
+}
+
+/// The body of `POST /v1/standby` and `POST /v1/online`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRequest {
+    /// The node.
+    pub node: String,
+}
+
+/// The body of `POST /v1/cleanup`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CleanupRequest {
+    /// The group.
+    pub group: String,
+    /// One node, or every node when absent.
+    pub node: Option<String>,
+}
+
+/// What every `POST` answers, and every error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request was accepted.
+    pub ok: bool,
+    /// What happened, or why not.
+    pub message: String,
+}
+
+/// One step of the plan: what this node's planner would do for a group if a manifest set were applied now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanStep {
+    /// The group.
+    pub group: String,
+    /// The action, e.g. `start web` or `remove ip1`.
+    pub action: String,
+}
+
+/// The answer of `POST /v1/plan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The node whose planner answered.
+    pub node: String,
+    /// The steps, in the order the agent would start them.
+    pub steps: Vec<PlanStep>,
+}
+
+/// A request to the agent's state-owning task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiRequest {
+    /// `GET /v1/status`.
+    Status,
+    /// `POST /v1/move`.
+    Move(MoveRequest),
+    /// `POST /v1/clear`.
+    Clear(GroupRequest),
+    /// `POST /v1/standby`.
+    Standby(NodeRequest),
+    /// `POST /v1/online`.
+    Online(NodeRequest),
+    /// `POST /v1/cleanup`.
+    Cleanup(CleanupRequest),
+    /// `GET /v1/manifests`: the manifest files of the config in force.
+    Manifests,
+    /// `POST /v1/plan`: what this node would do if the set were applied now.
+    Plan(crate::agent::deliver::ManifestSet),
+}
+
+/// The state-owning task's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiResponse {
+    /// The status.
+    Status(Box<Status>),
+    /// An operation's outcome (or a refusal).
+    Reply(Reply),
+    /// The manifest files in force.
+    Manifests(crate::agent::deliver::ManifestSet),
+    /// A plan.
+    Plan(Plan),
+}

@@ -1,0 +1,75 @@
+//! Real agents started by tests in a lab's namespaces, ended by PID, and the lock that runs labs one at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use super::netns::Ns;
+
+/// Labs with running agents run one at a time (DESIGN.md §5): they time failovers, and two at once on two
+/// cores would measure each other.
+pub static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Agents started by a test, killed by PID when it ends (the lab's Drop also kills what is left inside).
+#[derive(Default)]
+pub struct Agents {
+    /// Node, process, log file.
+    pub children: Vec<(String, Child, PathBuf)>,
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for (_, child, _) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Agents {
+    pub fn start(&mut self, ns: &Ns, node: &str, manifests: &Path, work: &Path) {
+        let log = work.join(format!("{node}.log"));
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = ns
+            .cmd(env!("CARGO_BIN_EXE_hactl"))
+            .args(["agent", "--node", node, "--manifests"])
+            .arg(manifests)
+            .arg("--state-dir")
+            .arg(work.join(format!("state-{node}")))
+            .arg("--api-socket")
+            .arg(Agents::socket(work, node))
+            .env("HACTL_LOG", "info")
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap();
+        self.children.push((node.to_string(), child, log));
+    }
+
+    /// The local API socket of `node`'s agent.
+    pub fn socket(work: &Path, node: &str) -> PathBuf {
+        work.join(format!("{node}.sock"))
+    }
+
+    pub fn kill(&mut self, node: &str) {
+        if let Some((_, child, _)) = self.children.iter_mut().find(|(n, _, _)| n == node) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self, node: &str) -> nix::unistd::Pid {
+        let (_, child, _) = self.children.iter().find(|(n, _, _)| n == node).unwrap();
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap())
+    }
+
+    pub fn signal(&self, node: &str, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(node), signal).unwrap();
+    }
+
+    pub fn logs(&self) -> String {
+        self.children
+            .iter()
+            .map(|(n, _, log)| format!("--- {n}\n{}", std::fs::read_to_string(log).unwrap_or_default()))
+            .collect()
+    }
+}
