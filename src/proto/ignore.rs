@@ -21,13 +21,33 @@ impl Node {
         l.ballot = Ballot { round, node: self.id };
         l.held_ballot = l.ballot;
         l.t0 = now;
-        self.persist();
+        // The adoption record (§4.7) also under `ignore`, so a restarted or re-executed agent keeps its groups.
+        self.record(l, false);
         let deadline = now + self.cfg.lease;
         l.holding = Some(deadline);
         l.active = true;
         l.stopping = None;
         l.next_renew = now + self.cfg.lease / 3;
         self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.ballot });
+    }
+
+    /// §4.7 under `ignore`: there is no quorum to confirm with, so a restarted node keeps its running group at
+    /// once and renews it; a peer that took it over meanwhile has the higher ballot, and the heal rule makes us
+    /// yield at its first heartbeat (split brain is possible under `ignore` anyway; `status` says so).
+    pub(super) fn adopt_ignore(
+        &mut self,
+        now: Duration,
+        group: &Name,
+        l: &mut Lease,
+        ballot: Ballot,
+        deadline: Duration,
+    ) {
+        l.ballot = ballot;
+        l.held_ballot = ballot;
+        l.holding = Some(deadline);
+        l.active = true;
+        l.next_renew = now;
+        self.events.push_back(Event::Adopted { group: group.clone(), key: l.key, deadline, ballot });
     }
 
     pub(super) fn drive_ignore_holder(&mut self, now: Duration, group: &Name, l: &mut Lease) {
@@ -54,6 +74,8 @@ impl Node {
             l.conflict = None;
         }
         if now >= l.next_renew {
+            l.t0 = now;
+            self.record(l, false);
             let deadline = now + self.cfg.lease;
             l.holding = Some(deadline);
             l.next_renew = now + self.cfg.lease / 3;

@@ -106,6 +106,8 @@ pub enum Input<'a> {
     Operate(super::ops::Operation),
     /// The monitor saw a member of this group fail here (a failcount report, replicated).
     MemberFailed(Name),
+    /// The node is taken out (SIGTERM): hand every group over, then report [`Event::Left`] (DESIGN.md §4.7).
+    Leave,
 }
 
 /// Something the agent must act on or record.
@@ -176,8 +178,8 @@ pub enum Event {
     MustStop {
         /// The group.
         group: Name,
-        /// Where it goes.
-        to: Name,
+        /// Where it goes; `None` when this node leaves and no other node can take it now.
+        to: Option<Name>,
     },
     /// The lease was released after a stop; the target acquires at once.
     Released {
@@ -186,6 +188,9 @@ pub enum Event {
         /// Its lease key.
         key: LeaseKey,
     },
+    /// After [`Input::Leave`]: nothing is held here any more and every hand-over was taken up (or its Release
+    /// repeated for deadTime); the agent may exit.
+    Left,
     /// Under `ignore`: another node claims a group we hold (split brain seen); `yielded` says who gave way.
     Conflict {
         /// The group.

@@ -137,7 +137,10 @@ impl Node {
             return;
         }
         let m = self.cfg.margin;
-        if rec.boot_id == self.boot_id && now + m < rec.deadline && self.cfg.policy == QuorumPolicy::Majority {
+        let live = rec.boot_id == self.boot_id && now + m < rec.deadline;
+        if live && self.cfg.policy == QuorumPolicy::Ignore {
+            self.adopt_ignore(now, group, l, rec.ballot, rec.deadline);
+        } else if live {
             l.adopting = true;
             l.holding = Some(rec.deadline);
             l.held_ballot = rec.ballot;
@@ -199,7 +202,7 @@ impl Node {
         self.fence_if_due(now, group, l);
         if l.phase != Phase::Idle {
             if now + self.cfg.margin >= l.t0 + self.cfg.lease {
-                l.phase = Phase::Idle; // too late to be useful: a fresh round follows
+                self.end_failed_round(l); // too late to be useful: a fresh round follows
             } else if now >= l.rtx_at {
                 let accept = l.phase == Phase::Accepting;
                 self.send_proposals(now, l, !accept);
@@ -248,7 +251,8 @@ impl Node {
         } else if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
             self.start_round(now, l);
         }
-        if l.active && l.holding.is_some() && l.stopping.is_none() && now >= l.next_placement {
+        let placement_due = l.active && now >= l.next_placement;
+        if l.holding.is_some() && l.stopping.is_none() && (placement_due || self.leaving) {
             l.next_placement = now + self.cfg.interval;
             self.maybe_hand_over(group, l);
         }
@@ -286,14 +290,33 @@ impl Node {
         }
     }
 
+    /// Hands the group to a better node (§4.9). A leaving node is not eligible itself, so it hands over to the best
+    /// other node; when there is none it still stops the group and releases with no target (the operator took
+    /// the node out: the group stays down until another node can take it, as with `crm node standby`).
     fn maybe_hand_over(&mut self, group: &Name, l: &mut Lease) {
         let me = self.cfg.me.clone();
         let ranked = self.ranking(group, Some(&me));
-        if let Some(best) = placement::choose(&ranked, Some(&me))
-            && best != me
-        {
-            l.stopping = Some(best.clone());
-            self.events.push_back(Event::MustStop { group: group.clone(), to: best });
+        let target = placement::choose(&ranked, Some(&me)).filter(|best| *best != me);
+        if target.is_some() || self.leaving {
+            // `stopping == me` marks a stop without a target (its Release names nobody).
+            l.stopping = Some(target.clone().unwrap_or(me));
+            self.events.push_back(Event::MustStop { group: group.clone(), to: target });
+        }
+    }
+
+    /// §4.7 SIGTERM: a round in flight for a group we do not hold is abandoned and released, so acceptors that
+    /// may have accepted it do not make the others wait out its lease.
+    pub(super) fn abandon_rounds(&mut self, now: Duration) {
+        let names: Vec<Name> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.holding.is_none() && l.phase != Phase::Idle)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let Some(mut l) = self.leases.remove(&name) else { continue };
+            self.release(now, &mut l, None);
+            self.leases.insert(name, l);
         }
     }
 
@@ -350,7 +373,7 @@ impl Node {
         self.send_proposals(now, l, true);
     }
 
-    fn record(&mut self, l: &Lease, released: bool) {
+    pub(super) fn record(&mut self, l: &Lease, released: bool) {
         let rec = AdoptionRecord { ballot: l.ballot, deadline: l.t0 + self.cfg.lease, boot_id: self.boot_id, released };
         self.persisted.records.insert(l.key, rec);
         self.persist();
@@ -416,6 +439,16 @@ impl Node {
     }
 
     fn refusal(&mut self, now: Duration, group: &Name, l: &mut Lease, from: &Name, a: &Answer) {
+        self.see_round(a.promised.round);
+        let others_lease = a.accepted.is_some_and(|b| b.node != self.id);
+        if l.adopting && l.ballot == l.held_ballot && !others_lease {
+            // §4.7 adoption renews exactly the persisted ballot; an acceptor that promised a higher one since
+            // (a rival's Prepare that lost the election) refuses it forever. No other lease is live there, so a
+            // fresh full round (Prepare then Accept, a majority of the *other* voters, our acceptor quarantined)
+            // is an ordinary renewal and just as safe; what runs is kept meanwhile, nothing is added.
+            self.start_round(now, l);
+            return;
+        }
         l.refused.insert(from.clone());
         let wait = match a.accepted {
             Some(b) if b.node != self.id => Duration::from_millis(u64::from(a.left_ms) + 1),
@@ -428,8 +461,25 @@ impl Node {
         l.retry_at = l.retry_at.max(now + wait);
         let possible: BTreeSet<Name> = self.all_voters().difference(&l.refused).cloned().collect();
         if !self.is_quorum(&possible) {
-            l.phase = Phase::Idle;
             // An adoption that fails keeps what runs (adding nothing) until deadline − m, then fences (§4.7).
+            self.end_failed_round(l);
+        }
+    }
+
+    /// A round that can no longer establish a lease. If it reached Accept and we hold nothing, the acceptors
+    /// that did accept it would exclude everyone for `D_A` on behalf of a lease nobody holds — in a two-voter
+    /// plus witness cluster that blocks the real holder's adoption after a restart (it needs every other voter).
+    /// So the abandoned ballot is released (persisted first, §4.7). Never while holding: a holder's earlier
+    /// ballots are what keeps the others out until it fences.
+    fn end_failed_round(&mut self, l: &mut Lease) {
+        let accepting = l.phase == Phase::Accepting;
+        l.phase = Phase::Idle;
+        if accepting && l.holding.is_none() && l.ballot.node == self.id {
+            self.record(l, true);
+            let record = Record::Release { key: l.key, round: l.ballot.round, to: None };
+            for v in self.all_voters() {
+                self.send(&v, record.clone());
+            }
         }
     }
 

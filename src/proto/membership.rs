@@ -184,6 +184,19 @@ impl Membership {
             .min()
     }
 
+    /// Our own pause of `excess` does not count as the peers' silence: their last-heard times and claims move
+    /// forward by it (never past `now`).
+    pub fn discount_pause(&mut self, excess: Duration, now: Duration) {
+        for p in self.peers.values_mut() {
+            if let Some(last) = p.last_heard.as_mut() {
+                *last = (*last + excess).min(now);
+            }
+            for (_, expiry) in p.held.values_mut() {
+                *expiry += excess;
+            }
+        }
+    }
+
     /// The live claim on `key` by a peer other than `me`, if any: (holder, round).
     pub fn claim(&self, key: &LeaseKey, now: Duration) -> Option<(&Name, u64)> {
         self.peers

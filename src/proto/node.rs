@@ -62,6 +62,11 @@ pub struct Node {
     pub(super) touched: BTreeSet<LeaseKey>,
     /// Drive every lease on this input (timer of a heartbeat, membership change, operation, config).
     pub(super) full_drive: bool,
+    /// Taken out by [`Input::Leave`]: not eligible, hands everything over; `left` once [`Event::Left`] went out.
+    pub(super) leaving: bool,
+    left: bool,
+    /// The `now` of the previous input, to tell our own pause from our peers' silence.
+    last_now: Duration,
 }
 
 impl Node {
@@ -94,6 +99,9 @@ impl Node {
             ops: super::ops::Ops::default(),
             touched: BTreeSet::new(),
             full_drive: true,
+            leaving: false,
+            left: false,
+            last_now: now,
             id: boot.id,
             incarnation: boot.incarnation,
             boot_id: boot.boot_id,
@@ -152,6 +160,7 @@ impl Node {
             Input::Timeout => InputKind::Timeout,
             _ => InputKind::Other,
         };
+        self.discount_own_pause(now);
         match input {
             Input::Datagram { from, bytes } => self.receive(now, from, bytes),
             Input::Timeout => {}
@@ -163,6 +172,10 @@ impl Node {
             Input::TieBreaker(ok) => self.tie_breaker_ok = ok,
             Input::Operate(op) => self.operate(now, op),
             Input::MemberFailed(group) => self.member_failed(now, &group),
+            Input::Leave => {
+                self.leaving = true;
+                self.abandon_rounds(now);
+            }
         }
         if !matches!(input_kind, InputKind::Datagram | InputKind::Timeout) {
             self.full_drive = true;
@@ -243,7 +256,44 @@ impl Node {
             self.heartbeat(now);
             self.next_heartbeat = now + self.cfg.interval;
         }
+        self.check_left(now);
         self.flush(now);
+    }
+
+    /// The core is woken at least once per heartbeat interval. A longer gap means this node was not running
+    /// (SIGSTOP, a VM pause, an overloaded host): its peers were not silent for that time, we were deaf. The
+    /// excess is added to every peer's last-heard time and claim, so a resumed node does not declare live peers
+    /// dead and take their groups over before it has listened again (leases themselves are not shifted: a
+    /// resumed holder still fences at `deadline − m`).
+    fn discount_own_pause(&mut self, now: Duration) {
+        let gap = now.saturating_sub(self.last_now);
+        self.last_now = self.last_now.max(now);
+        let expected = self.cfg.interval * 2;
+        if gap > expected {
+            self.members.discount_pause(gap - self.cfg.interval, now);
+        }
+    }
+
+    /// §4.7 SIGTERM: once leaving, nothing is held or stopping here, and every Release was either taken up by
+    /// another node (its `Held` with a higher round) or repeated for deadTime, tell the agent it may exit.
+    fn check_left(&mut self, now: Duration) {
+        if !self.leaving || self.left {
+            return;
+        }
+        if self.leases.values().any(|l| l.holding.is_some() || l.stopping.is_some()) {
+            return;
+        }
+        let taken_up = |key: &LeaseKey, round: u64| {
+            self.members.peers.values().any(|p| p.held.get(key).is_some_and(|(r, exp)| *r > round && *exp > now))
+        };
+        let pending = self.releases.iter().any(|(r, until)| match r {
+            Record::Release { key, round, to: Some(_) } => *until > now && !taken_up(key, *round),
+            _ => false,
+        });
+        if !pending {
+            self.left = true;
+            self.events.push_back(Event::Left);
+        }
     }
 
     fn heartbeat(&mut self, now: Duration) {
@@ -418,7 +468,7 @@ impl Node {
     /// A member that knows which majorities it needs (its own eligibility; the start-up grace aside).
     pub(super) fn can_propose(&self) -> bool {
         let quorum_known = !self.joint_unknown || self.bug == Some(PlantedBug::NoJointMajority);
-        self.cfg.is_member(&self.cfg.me) && quorum_known
+        self.cfg.is_member(&self.cfg.me) && quorum_known && !self.leaving
     }
 
     fn end_joint_phase(&mut self, now: Duration) {

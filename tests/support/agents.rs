@@ -57,6 +57,18 @@ impl Agents {
         }
     }
 
+    /// Waits up to `limit` for `node`'s agent to exit by itself; its exit status, or None if it still runs.
+    pub fn wait_exit(&mut self, node: &str, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let (_, child, _) = self.children.iter_mut().find(|(n, _, _)| n == node)?;
+        for _ in 0..(limit.as_millis() / 20 + 1) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn pid(&self, node: &str) -> nix::unistd::Pid {
         let (_, child, _) = self.children.iter().find(|(n, _, _)| n == node).unwrap();
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap())

@@ -64,8 +64,15 @@ impl Agent {
                 self.set_disposition(&group, Disposition::Fence);
             }
             Event::MustStop { group, to } => {
-                info!(group = %group, to = %to, "handing over: stopping members in reverse order");
+                match to {
+                    Some(to) => info!(group = %group, to = %to, "handing over: stopping members in reverse order"),
+                    None => warn!(group = %group, "leaving and no other node can take the group now: stopping it"),
+                }
                 self.set_disposition(&group, Disposition::HandOver);
+            }
+            Event::Left => {
+                info!("every group handed over; leaving");
+                self.left = true;
             }
             Event::Released { group, .. } => {
                 info!(group = %group, "lease released");

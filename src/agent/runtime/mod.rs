@@ -141,7 +141,11 @@ pub(crate) struct Agent {
     /// Members reported stuck, so the report is made once per change.
     stuck: BTreeSet<Name>,
     next_resync: Instant,
+    /// SIGTERM received: the core hands groups over (§4.7); `left` once it says every hand-over is done.
     leaving: bool,
+    left: bool,
+    /// When a graceful leave gives up and fences whatever is still held.
+    leave_by: Option<Instant>,
     /// Per group held here: the round of its lease, for `status`.
     rounds: BTreeMap<Name, u64>,
     /// Moves issued through this agent, for `status`.
@@ -249,6 +253,8 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         stuck: BTreeSet::new(),
         next_resync: Instant::now() + RESYNC,
         leaving: false,
+        left: false,
+        leave_by: None,
         rounds: BTreeMap::new(),
         moves: BTreeMap::new(),
         standby: BTreeSet::new(),
@@ -399,7 +405,11 @@ impl Agent {
                     *next = Instant::now() + *every;
                 }
             }
-            if self.leaving && self.all_down() {
+            if self.leave_by.is_some_and(|by| Instant::now() >= by) {
+                warn!("the graceful hand-over did not finish in time: fencing what is still held");
+                self.fence_all();
+            }
+            if self.left && self.all_down() {
                 info!("every group is down here; exiting");
                 let _ = self.notifier.notify("STOPPING=1");
                 return Ok(());
@@ -412,6 +422,9 @@ impl Agent {
         let now = Instant::now();
         let mut next = self.next_resync;
         next = self.next_monitor.values().chain(self.cooldown.values()).fold(next, |a, b| a.min(*b));
+        if let Some(by) = self.leave_by {
+            next = next.min(by);
+        }
         next.saturating_duration_since(now).max(Duration::from_millis(1))
     }
 
@@ -424,14 +437,17 @@ impl Agent {
             Msg::Net(event) => self.on_net(event),
             Msg::Done(done) => self.on_done(done),
             Msg::Exit(exit) => self.on_exit(exit),
+            Msg::Terminate if self.leaving => {
+                warn!("second SIGTERM: fencing every group now (addresses first) and exiting");
+                self.fence_all();
+            }
             Msg::Terminate => {
-                // The core has no hand-over-on-leave yet: fencing every group is the safe way out (addresses
-                // first); peers take over after the lease instead of at once.
-                info!("SIGTERM: stopping every group on this node before exiting");
+                // §4.7: a node taken out hands its groups over (stop in reverse order, Release naming the target,
+                // which acquires at once) and exits when the core says every hand-over was taken up.
+                info!("SIGTERM: handing every group over before exiting (a second SIGTERM fences at once)");
                 self.leaving = true;
-                for d in self.dispositions.values_mut() {
-                    *d = Disposition::Fence;
-                }
+                self.leave_by = Some(Instant::now() + self.leave_budget());
+                self.node.handle(now, Input::Leave);
             }
             Msg::Api(call) => {
                 let answer = self.on_api(call.request);
@@ -469,6 +485,32 @@ impl Agent {
                     Err(e) => error!(target: "config", "change not applied: {e}"),
                 }
             }
+        }
+    }
+
+    /// How long a graceful leave may take before it fences: every member's stop timeout in turn, plus time for
+    /// the target to confirm and acquire (twice deadTime and the lease).
+    fn leave_budget(&self) -> Duration {
+        let stops: Duration = self
+            .state
+            .groups
+            .values()
+            .flat_map(|g| g.members.iter())
+            .filter_map(|m| match m {
+                crate::manifest::model::Resource::Service(s) => Some(s.timeouts.stop),
+                _ => None,
+            })
+            .sum();
+        let cfg = self.node.config();
+        stops + 2 * cfg.dead_time + cfg.lease
+    }
+
+    /// The way out when a hand-over cannot finish: addresses first, then members (§4.6); exit once all is down.
+    fn fence_all(&mut self) {
+        self.leave_by = None;
+        self.left = true;
+        for d in self.dispositions.values_mut() {
+            *d = Disposition::Fence;
         }
     }
 
