@@ -351,3 +351,80 @@ fn a_resumed_standby_does_not_take_the_group_from_a_live_holder() {
     c.keeps_serving(first, &pid, Duration::from_millis(200));
     assert!(!c.agents.logs().contains("split brain"), "{}", c.agents.logs());
 }
+
+/// The pids of `sleep 601` (the address-less group's service) inside `ns`.
+fn solo_pids(ns: &Ns) -> usize {
+    let out = Command::new("ip").args(["netns", "pids", &ns.name]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("sleep\x00601"))
+        })
+        .count()
+}
+
+/// A group of services only (no floating address) is leased like any other, under a key derived from its name:
+/// added to a running cluster it runs on exactly one node, and moves when that node is powered off.
+#[test]
+fn a_group_without_an_address_runs_on_one_node_and_fails_over() {
+    if !netns_available("a_group_without_an_address_runs_on_one_node_and_fails_over") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = cluster(Policy::Majority);
+    c.settled_for(Duration::ZERO);
+    let solo = "---\napiVersion: hactl/v1\nkind: Service\nmetadata: {name: solo}\nspec:\n  exec: {run: \"exec sleep 601\"}\n---\n\
+                apiVersion: hactl/v1\nkind: Group\nmetadata: {name: Solo}\nspec: {members: [solo], prefer: {ha2: 10}}\n";
+    let path = c.dir.join("cluster.yaml");
+    let text = std::fs::read_to_string(&path).unwrap() + solo;
+    std::fs::write(&path, text).unwrap();
+    let runs = |c: &Cluster| (solo_pids(&c.ha1), solo_pids(&c.ha2));
+    let first = eventually(Duration::from_secs(20), || match runs(&c) {
+        (1, 0) => Some("ha1"),
+        (0, 1) => Some("ha2"),
+        _ => None,
+    });
+    let Some(first) = first else { panic!("Solo should run on one node: {:?}\n{}", runs(&c), c.agents.logs()) };
+    for i in 0..50 {
+        let (a, b) = runs(&c);
+        assert_eq!(a + b, 1, "sample {i}: exactly one copy of solo\n{}", c.agents.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let other = if first == "ha1" { "ha2" } else { "ha1" };
+    c.lab.power_off(first);
+    c.agents.kill(first);
+    let moved = eventually(Duration::from_secs(20), || (solo_pids(ns(&c, other)) == 1).then_some(()));
+    assert!(moved.is_some(), "Solo should fail over to {other}\n{}", c.agents.logs());
+    // Removing the group from the manifests stops its service (issue 4: cleanup is guaranteed).
+    let text = std::fs::read_to_string(&path).unwrap().replace(solo, "");
+    std::fs::write(&path, text).unwrap();
+    let stopped = eventually(Duration::from_secs(20), || (solo_pids(ns(&c, other)) == 0).then_some(()));
+    assert!(stopped.is_some(), "removing Solo should stop it on {other}\n{}", c.agents.logs());
+    assert!(holds(ns(&c, other)) && runs_service(ns(&c, other)), "WebServices is untouched\n{}", c.agents.logs());
+}
+
+/// Changing a floating address in the manifests: the holder removes the old address and adds the new one (the
+/// lease key changes, so the group is fenced and acquired again under the new key).
+#[test]
+fn a_changed_floating_address_replaces_the_old_one_on_the_holder() {
+    if !netns_available("a_changed_floating_address_replaces_the_old_one_on_the_holder") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = cluster(Policy::Majority);
+    c.settled_for(Duration::ZERO);
+    let path = c.dir.join("cluster.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("192.0.2.100/24", "192.0.2.101/24");
+    std::fs::write(&path, text).unwrap();
+    let has = |ns: &Ns, ip: &str| ns.ip(&["-br", "addr", "show", "dev", "eth0"]).contains(ip);
+    let swapped = eventually(Duration::from_secs(20), || {
+        let new_on: Vec<&Ns> = [&c.ha1, &c.ha2].into_iter().filter(|n| has(n, "192.0.2.101/")).collect();
+        let old_anywhere = [&c.ha1, &c.ha2].iter().any(|n| has(n, "192.0.2.100/"));
+        (new_on.len() == 1 && !old_anywhere && runs_service(new_on[0])).then_some(())
+    });
+    assert!(
+        swapped.is_some(),
+        "one node holds 192.0.2.101 with its service and 192.0.2.100 is gone\n{}",
+        c.agents.logs()
+    );
+}

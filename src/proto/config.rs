@@ -107,11 +107,11 @@ impl Config {
         let groups: BTreeMap<Name, GroupConf> = state
             .groups
             .iter()
-            .filter_map(|(n, g)| {
+            .map(|(n, g)| {
                 let mut addresses: Vec<IpAddr> = g.floating_ips().map(|ip| ip.address.addr()).collect();
                 addresses.sort();
-                let key = *addresses.first()?;
-                Some((
+                let key = addresses.first().copied().unwrap_or_else(|| keyless_group_key(n));
+                (
                     n.clone(),
                     GroupConf {
                         key,
@@ -121,7 +121,7 @@ impl Config {
                         migration_threshold: g.migration_threshold,
                         failure_timeout: g.failure_timeout,
                     },
-                ))
+                )
             })
             .collect();
         let by_key = groups.iter().map(|(n, g)| (g.key, n.clone())).collect();
@@ -197,4 +197,30 @@ pub fn voter_digest(voters: &BTreeSet<Name>) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     u64::from_be_bytes(b)
+}
+
+/// The lease key of a group without a floating address (only services): an address in the discard-only prefix
+/// 100::/64 (RFC 6666), never a real floating address, from the first 8 bytes of SHA-256 of the group's name, so
+/// every node derives the same key. Unlike address keys it changes when the group is renamed: a rename of such a
+/// group is a remove and an add (its services stop and start again).
+pub fn keyless_group_key(group: &Name) -> LeaseKey {
+    let digest = Sha256::digest(group.0.as_bytes());
+    let mut octets = [0u8; 16];
+    octets[0] = 0x01; // 0100::/64
+    octets[8..].copy_from_slice(&digest[..8]);
+    IpAddr::V6(std::net::Ipv6Addr::from(octets))
+}
+
+#[cfg(test)]
+mod keyless_tests {
+    use super::*;
+
+    #[test]
+    fn groups_without_addresses_get_distinct_stable_discard_prefix_keys() {
+        let (a, b) = (keyless_group_key(&Name("Batch".into())), keyless_group_key(&Name("Other".into())));
+        assert_ne!(a, b);
+        assert_eq!(a, keyless_group_key(&Name("Batch".into())));
+        let IpAddr::V6(v6) = a else { panic!("an IPv6 key") };
+        assert_eq!(v6.segments()[..4], [0x0100, 0, 0, 0], "inside 100::/64");
+    }
 }

@@ -2,8 +2,8 @@
 //! randomness of its own. The agent feeds [`Node::handle`] with datagrams and timeouts and carries out the
 //! [`Event`]s and [`Transmit`]s it drains; [`sim`] runs whole clusters of cores in virtual time from one seed.
 //!
-//! How it works, its safety argument and its timing: docs/protocol.md. Not covered: groups without a floating
-//! address (they have no lease key and are ignored here).
+//! How it works, its safety argument and its timing: docs/protocol.md. A group without a floating address is
+//! keyed by its name ([`config::keyless_group_key`]).
 
 mod acceptor;
 pub mod config;

@@ -28,6 +28,8 @@ pub(crate) enum Done {
     Renewed(Name, Result<Renewal, String>),
     /// A service action finished.
     Service(Name, Action, Outcome),
+    /// The tear-down of a member that left the config finished (or not).
+    Retired(Name, Result<(), String>),
 }
 
 impl Agent {
@@ -42,6 +44,7 @@ impl Agent {
 
     /// Plans every group from scratch and starts what is not running yet.
     pub(super) fn reconcile(&mut self) {
+        self.reconcile_retired();
         let groups: Vec<_> = self.state.groups.values().cloned().collect();
         for group in &groups {
             let disposition = self.disposition(&group.name);
@@ -202,6 +205,7 @@ impl Agent {
             Done::Renewed(_, Ok(Renewal::Renewed(_))) => {}
             Done::Renewed(name, Err(e)) => warn!(address = %name, "lifetime renewal failed: {e}"),
             Done::Service(name, action, outcome) => self.on_service(name, action, outcome),
+            Done::Retired(name, result) => self.on_retired(name, result),
         }
     }
 
@@ -272,7 +276,7 @@ impl Agent {
         }
     }
 
-    fn service(&self, name: &Name) -> Option<&Service> {
+    pub(super) fn service(&self, name: &Name) -> Option<&Service> {
         self.state.groups.values().flat_map(|g| &g.members).find_map(|m| match m {
             Resource::Service(s) if s.name == *name => Some(s),
             _ => None,

@@ -10,6 +10,7 @@
 mod api;
 mod effects;
 mod events;
+mod retire;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -154,6 +155,12 @@ pub(crate) struct Agent {
     standby: BTreeSet<Name>,
     /// Recent errors, for `status`.
     errors: VecDeque<String>,
+    /// Members that left the config in force, by name, with their old definition: torn down, then forgotten.
+    retired: BTreeMap<Name, crate::manifest::model::Resource>,
+    /// Tear-downs in flight.
+    retiring: BTreeSet<Name>,
+    /// Tear-downs that failed: not again before this instant.
+    retire_after: BTreeMap<Name, Instant>,
     /// The manifest files of the config in force (read when it was applied), for `diff`.
     running: Option<crate::agent::deliver::ManifestSet>,
 }
@@ -260,6 +267,9 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         standby: BTreeSet::new(),
         errors: VecDeque::new(),
         running: crate::agent::deliver::read_set(&opts.manifests).ok(),
+        retired: BTreeMap::new(),
+        retiring: BTreeSet::new(),
+        retire_after: BTreeMap::new(),
     };
     spawn_receiver(socket, tx.clone());
     let _watcher = spawn_watcher(&opts, tx.clone());
@@ -478,7 +488,11 @@ impl Agent {
                 match proto::Config::from_desired(&state, &self.me) {
                     Ok(cfg) => {
                         info!(target: "config", from = previous.as_deref().map(|p| &p[..12]), to = &digest[..12], "applied");
+                        let fresh = self.retire_changed(&state);
                         self.state = state;
+                        for service in fresh {
+                            self.spawn_status(service);
+                        }
                         self.running = crate::agent::deliver::read_set(&self.manifests).ok();
                         self.node.handle(LeaseClock::read(), Input::Config(Box::new(cfg)));
                     }
@@ -515,7 +529,7 @@ impl Agent {
     }
 
     fn all_down(&self) -> bool {
-        self.observed.values().all(|o| *o == Observed::Down)
+        self.retired.is_empty() && self.observed.values().all(|o| *o == Observed::Down)
     }
 }
 
