@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
         "hactl" => {
             let timers = if args.timers == "tuned" { lab::Timers::Tuned } else { lab::Timers::Default };
             let sibling = std::env::current_exe()?.parent().and_then(|d| d.parent()).map(|d| d.join("hactl"));
-            let h = lab::HactlAgent { timers, binary: args.hactl.clone().or(sibling) };
+            let h = lab::HactlAgent { timers, binary: args.hactl.clone().or(sibling), ..lab::HactlAgent::default() };
             let timing = TrialTiming {
                 limit: Duration::from_secs(20),
                 settle: Duration::from_secs(3),
