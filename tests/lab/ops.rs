@@ -112,8 +112,10 @@ fn hactl_apply_moves_the_site_to_a_new_address_and_invalid_manifests_change_noth
     let said = hactl_ok(&lab, "ha1", &["apply", change.to_str().unwrap(), "--wait", "--timeout", "30s"]);
     assert!(said.contains("ha1 (192.0.2.11:694): delivered") && said.contains("every node runs config"), "{said}");
     wait_served_at(&lab, new, "ha1", Duration::from_secs(15));
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(lab::holders_now(&lab.node_namespaces(), lab.spec().floating).unwrap(), Vec::<String>::new());
+    let old_gone = eventually(Duration::from_secs(10), || {
+        lab::holders_now(&lab.node_namespaces(), lab.spec().floating).unwrap().is_empty().then_some(())
+    });
+    assert!(old_gone.is_some(), "the old address stays configured\n{}", logs(&lab));
 
     // An invalid set is refused by apply (exit 2, the place named), and nothing changes.
     let digest = status(&lab, "ha1").unwrap()["digest"].clone();
