@@ -13,7 +13,7 @@ use super::{ONE_LAB, Watch, between, eventually, hactl_daemon, lab_available, lo
 fn held(samples: &[HolderSample], node: &str, since: Duration) -> (Option<Duration>, Option<Duration>) {
     let mut times = samples.iter().filter(|s| s.at >= since && s.holders.iter().any(|h| h == node)).map(|s| s.at);
     let first = times.next();
-    (times.last().or(first), first)
+    (times.next_back().or(first), first)
 }
 
 #[test]
