@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Failover benchmark (issue 6 §3; DESIGN.md §5: benchmarks report, tests assert). In the one-machine lab
 # (network namespaces, nginx on each node, a client probing http://192.0.2.100/ every 10 ms with a 100 ms
-# timeout), runs TRIALS power-offs of the holder per row and prints the client-observed outage
+# timeout), runs TRIALS power-offs of the holder (or, for hactl, `hactl move`s of the group) per row and prints the client-observed outage
 # min/median/max, the trials where no other node served within 20 s (failed), the samples (every 10 ms) with the
 # address on two nodes (doubles), the trials in which the old holder's return cost the client an outage or
 # took the address back despite nopreempt/stickiness (returns), and the daemon's idle RSS and CPU per node. Root only; needs iproute2 nftables nginx keepalived.
@@ -26,14 +26,16 @@ row --daemon keepalived --advert-int 100ms
 # lease 1 s) and tuned (50 ms, 200 ms, 250 ms). The ratio column compares each row with keepalived's advert_int 1.
 row --daemon hactl --timers default
 row --daemon hactl --timers tuned
-# Not yet: the `move` scenario (lab::Disruption::Command with `hactl move WebServices OTHER`) needs the control
-# plane's `hactl move` (issue 5).
+# Scenario d, `hactl move WebServices OTHER` run on the holder against its own agent (lab::Disruption::Hactl),
+# for both timer sets: the outage is the hand-over's (stop, release, acquire, start), no detection involved.
+row --daemon hactl --timers default --scenario move
+row --daemon hactl --timers tuned --scenario move
 
 {
   echo "# Failover benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "# machine: $(nproc) cores, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "# $(keepalived --version 2>&1 | head -1), $(nginx -v 2>&1), $trials trials per row"
-  echo "# outage = client-observed: last answer before the power-off to the first answer after (seconds)"
+  echo "# outage = client-observed: last answer before the power-off or move to the first answer after (seconds)"
   printf '%-11s %-16s %-10s %3s %7s %7s %7s %6s %7s %7s %9s %8s %6s\n' \
     tool setting scenario n min median max failed doubles returns idleRSS idleCPU ratio
   awk -F'\t' '

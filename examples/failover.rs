@@ -5,7 +5,8 @@
 //! Output: one line `ROW<TAB>tool<TAB>setting<TAB>scenario<TAB>n<TAB>min<TAB>median<TAB>max<TAB>failed<TAB>doubles<TAB>
 //! returns<TAB>rss<TAB>cpu`
 //! (seconds, KiB, % of a core; `returns`: trials whose returning node cost the client an outage or took the
-//! address back) for the script to tabulate, and the trials on stderr.
+//! address back — for `move`, in which the client lost answers after the move or the group went back) for the
+//! script to tabulate, and the trials on stderr.
 #![allow(clippy::disallowed_methods)]
 
 use std::time::Duration;
@@ -33,6 +34,9 @@ struct Args {
     /// Number of trials.
     #[arg(long, default_value_t = 10)]
     trials: usize,
+    /// What each trial does: `power-off` the holder, or `move` the group away with `hactl move` (hactl only).
+    #[arg(long, default_value = "power-off")]
+    scenario: String,
     /// Lab tag.
     #[arg(long, default_value = "bench")]
     tag: String,
@@ -60,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         "hactl" => {
             let timers = if args.timers == "tuned" { lab::Timers::Tuned } else { lab::Timers::Default };
             let sibling = std::env::current_exe()?.parent().and_then(|d| d.parent()).map(|d| d.join("hactl"));
-            let h = lab::HactlAgent { timers, binary: args.hactl.clone().or(sibling) };
+            let h = lab::HactlAgent { timers, binary: args.hactl.clone().or(sibling), ..lab::HactlAgent::default() };
             let timing = TrialTiming {
                 limit: Duration::from_secs(20),
                 settle: Duration::from_secs(3),
@@ -69,6 +73,20 @@ fn main() -> anyhow::Result<()> {
             (Daemon::Hactl(h), format!("timers {}", args.timers), "hactl", timing)
         }
         other => bail!("unknown daemon {other:?}: keepalived or hactl"),
+    };
+    let disruption = match (args.scenario.as_str(), comm) {
+        ("power-off", _) => Disruption::PowerOff,
+        // `--timeout`: a trial that does not move in time fails here rather than waiting the default minute.
+        // `--for 2s`: the move expires during the settle pause (the group stays: stickiness), so no two moves are
+        // ever in force. Permanent moves issued in turn by the two agents do not work today: operation stamps are
+        // per-node counters, so a later move from the other node can lose to an earlier one (src/proto/ops.rs).
+        ("move", "hactl") => Disruption::Hactl(
+            ["move", "WebServices", "{other}", "--for", "2s", "--timeout", "20s"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        ),
+        (other, _) => bail!("scenario {other:?}: power-off, or move with --daemon hactl"),
     };
     let _ = lab::teardown(std::path::Path::new(lab::STATE_ROOT), &args.tag);
     let spec = LabSpec::new(&args.tag, &["ha1", "ha2"])?;
@@ -82,9 +100,10 @@ fn main() -> anyhow::Result<()> {
     let mut outages = Vec::new();
     let (mut failed, mut doubles, mut disturbed) = (0, 0, 0);
     for i in 0..args.trials {
-        let t = lab::trial(&mut lab, &Disruption::PowerOff, timing)?;
+        let t = lab::trial(&mut lab, &disruption, timing)?;
         eprintln!(
-            "trial {i}: power-off {} -> outage {:?}, double-holder samples {}, on its return: outage {:?}{}",
+            "trial {i}: {} {} -> outage {:?}, double-holder samples {}, on its return: outage {:?}{}",
+            args.scenario,
             t.from,
             t.outage,
             t.double_samples,
@@ -104,14 +123,16 @@ fn main() -> anyhow::Result<()> {
     for node in &lab.spec().nodes {
         let log = if comm == "hactl" { "log/hactl.log".to_string() } else { format!("{comm}/{comm}.log") };
         let from = lab.spec().node_dir(&node.name).join(log);
-        let to = logs.join(format!("{}-{}-{}.log", args.daemon, setting.replace(' ', "-"), node.name));
+        let name = format!("{}-{}-{}-{}.log", args.daemon, setting.replace(' ', "-"), args.scenario, node.name);
+        let to = logs.join(name);
         std::fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;
     }
     lab.down()?;
     let (min, median, max) = lab::summarize(&outages).context("no trial recovered")?;
     println!(
-        "ROW\t{}\t{setting}\tpower-off\t{}\t{}\t{}\t{}\t{failed}\t{doubles}\t{disturbed}\t{rss}\t{cpu:.3}",
+        "ROW\t{}\t{setting}\t{}\t{}\t{}\t{}\t{}\t{failed}\t{doubles}\t{disturbed}\t{rss}\t{cpu:.3}",
         args.daemon,
+        args.scenario,
         outages.len(),
         secs(min),
         secs(median),

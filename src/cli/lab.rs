@@ -125,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             spec.root = args.root.clone();
             let timers = if timers == TimerSet::Tuned { Timers::Tuned } else { Timers::Default };
             let daemon: Box<dyn NodeDaemon> = match daemon {
-                DaemonKind::Hactl => Box::new(HactlAgent { timers, binary: None }),
+                DaemonKind::Hactl => Box::new(HactlAgent { timers, ..HactlAgent::default() }),
                 DaemonKind::Keepalived => Box::new(Keepalived { advert_int: advert_int.0, nopreempt: !preempt }),
                 DaemonKind::None => Box::new(NoDaemon),
             };

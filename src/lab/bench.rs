@@ -16,9 +16,12 @@ use super::{Lab, LabError};
 pub enum Disruption {
     /// Power the holder off (veth deleted, processes SIGKILLed), then on again after the trial.
     PowerOff,
-    /// Run a command in the holder's namespace, e.g. `hactl move WebServices <other>` once the agent exists;
-    /// `{other}` in an argument is replaced by the node that should take over.
+    /// Run a command in the holder's namespace; `{other}` in an argument is replaced by the node that should
+    /// take over.
     Command(Vec<String>),
+    /// Run the hactl CLI on the holder against its own agent ([`Lab::hactl`]), e.g. `move WebServices {other}`;
+    /// `{other}` as in [`Disruption::Command`]. A failed command fails the trial.
+    Hactl(Vec<String>),
 }
 
 /// One trial's result.
@@ -100,14 +103,26 @@ pub fn trial(lab: &mut Lab, disruption: &Disruption, timing: TrialTiming) -> Res
 }
 
 fn disrupt(lab: &mut Lab, disruption: &Disruption, from: &str) -> Result<(), LabError> {
+    let other = lab.spec().nodes.iter().map(|n| n.name.clone()).find(|n| *n != from).unwrap_or_default();
+    let fill = |argv: &[String]| argv.iter().map(|a| a.replace("{other}", &other)).collect::<Vec<String>>();
     match disruption {
         Disruption::PowerOff => lab.power_off(from),
         Disruption::Command(argv) => {
-            let other = lab.spec().nodes.iter().map(|n| n.name.clone()).find(|n| *n != from).unwrap_or_default();
-            let argv: Vec<String> = argv.iter().map(|a| a.replace("{other}", &other)).collect();
+            let argv = fill(argv);
             let args: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
             super::shell::exec_in(&lab.spec().node_ns(from), argv.first().map_or("true", String::as_str), &args)
                 .map(drop)
+        }
+        Disruption::Hactl(argv) => {
+            let argv = fill(argv);
+            let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let out = lab.hactl(from, &args)?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                let detail = format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+                Err(LabError::Command { command: format!("hactl {}", argv.join(" ")), detail })
+            }
         }
     }
 }

@@ -4,7 +4,13 @@
 //! The lab's copy differs from `manifests/lab/` in three places, all written here: `authKeyFile` points at the
 //! lab's own key (`/run/hactl-lab/<tag>/authkey`, never /etc), `initDead` is 2 s (the namespaces start within
 //! milliseconds of each other, so waiting the default 10 s would only delay the demo), and `--timers tuned`
-//! replaces the heartbeat and lease timers. Nodes beyond ha1 and ha2 are appended as Node documents.
+//! replaces the heartbeat and lease timers. Nodes beyond ha1 and ha2 are appended as Node documents. The
+//! end-to-end tests change a few more lines through [`Tweaks`] (quorum policy, monitor interval, migration
+//! threshold), never anything else.
+//!
+//! Every node gets its own copy in `<node dir>/manifests/` (as on real machines: `hactl apply` delivers into each
+//! node's directory, and a file written straight into one node's directory must not reach the others), and its
+//! own local API socket `<node dir>/hactl.sock`, which [`crate::lab::Lab::hactl`] points the CLI at.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,6 +32,17 @@ pub enum Timers {
     Tuned,
 }
 
+/// Lines of the lab's manifests a test may change, so each scenario runs the guide's cluster with one knob turned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tweaks {
+    /// `quorum: {policy: majority}` instead of the guide's `ignore` (three-node partition tests).
+    pub majority: bool,
+    /// The web server's monitor interval instead of the guide's 5 s.
+    pub monitor_interval: Option<std::time::Duration>,
+    /// The cluster's default `migrationThreshold` instead of 3.
+    pub migration_threshold: Option<u32>,
+}
+
 /// The hactl agent as a lab node daemon.
 #[derive(Debug, Clone, Default)]
 pub struct HactlAgent {
@@ -33,6 +50,18 @@ pub struct HactlAgent {
     pub timers: Timers,
     /// The hactl binary to run (default: this process's own executable).
     pub binary: Option<PathBuf>,
+    /// Changes to the guide's manifests for one test.
+    pub tweaks: Tweaks,
+}
+
+/// The local API socket of the agent whose node directory is `node_dir`.
+pub fn api_socket(node_dir: &Path) -> PathBuf {
+    node_dir.join("hactl.sock")
+}
+
+/// The manifest directory the agent of `node_dir` watches (and `hactl apply` delivers into).
+pub fn manifest_dir(node_dir: &Path) -> PathBuf {
+    node_dir.join("manifests")
 }
 
 impl HactlAgent {
@@ -54,6 +83,10 @@ impl HactlAgent {
                 heartbeat.map_or_else(|| line.replace("initDead: 10s", "initDead: 2s"), str::to_string)
             } else if line.starts_with("  lease:") {
                 lease.unwrap_or(line).to_string()
+            } else if line.starts_with("  quorum:") && self.tweaks.majority {
+                "  quorum: {policy: majority}".to_string()
+            } else if let Some(n) = self.tweaks.migration_threshold.filter(|_| line.starts_with("  defaults:")) {
+                line.replace("migrationThreshold: 3", &format!("migrationThreshold: {n}"))
             } else {
                 line.to_string()
             };
@@ -72,8 +105,12 @@ impl HactlAgent {
         }
         out.push_str("---\n");
         for line in WEB.lines() {
-            match announce {
-                Some(a) if line.starts_with("  announce:") => out.push_str(a),
+            match (announce, self.tweaks.monitor_interval) {
+                (Some(a), _) if line.starts_with("  announce:") => out.push_str(a),
+                (_, Some(every)) if line.starts_with("    interval: 5s") => {
+                    // write! to a String cannot fail.
+                    let _ = write!(out, "    interval: {}ms", every.as_millis());
+                }
                 _ => out.push_str(line),
             }
             out.push('\n');
@@ -99,7 +136,7 @@ impl NodeDaemon for HactlAgent {
         if !key.exists() {
             keyfile::generate(&key).map_err(|e| LabError::Daemon(e.to_string()))?;
         }
-        let manifests = lab_dir.join("manifests");
+        let manifests = manifest_dir(ctx.dir);
         std::fs::create_dir_all(&manifests).map_err(LabError::io(&manifests))?;
         let file = manifests.join("lab.yaml");
         std::fs::write(&file, self.manifests(ctx, &key)).map_err(LabError::io(&file))?;
@@ -119,6 +156,8 @@ impl NodeDaemon for HactlAgent {
                 ctx.node.to_string(),
                 "--state-dir".into(),
                 s(&ctx.dir.join("state")),
+                "--api-socket".into(),
+                s(&api_socket(ctx.dir)),
             ],
             env: vec![("HACTL_LOG".into(), "info".into())],
             log: ctx.dir.join("log/hactl.log"),
@@ -162,8 +201,19 @@ mod tests {
         assert_eq!(default.cluster.auth_key_file, key);
         assert_eq!(default.cluster.heartbeat.init_dead, std::time::Duration::from_secs(2));
         assert_eq!(default.nodes.len(), 3, "ha3 is appended");
-        let tuned = valid(&HactlAgent { timers: Timers::Tuned, binary: None }.manifests(&ctx(dir, peers), key));
+        let tuned = HactlAgent { timers: Timers::Tuned, ..HactlAgent::default() };
+        let tuned = valid(&tuned.manifests(&ctx(dir, peers.clone()), key));
         assert_eq!(tuned.cluster.lease.duration, std::time::Duration::from_millis(250));
         assert_ne!(default.digest(), tuned.digest());
+        let tweaks = Tweaks {
+            majority: true,
+            monitor_interval: Some(std::time::Duration::from_millis(500)),
+            migration_threshold: Some(2),
+        };
+        let text = HactlAgent { tweaks, ..HactlAgent::default() }.manifests(&ctx(dir, peers), key);
+        let tweaked = valid(&text);
+        assert_eq!(tweaked.cluster.quorum.policy, crate::manifest::model::QuorumPolicy::Majority);
+        assert!(text.contains("migrationThreshold: 2") && text.contains("    interval: 500ms"), "{text}");
+        assert_ne!(default.digest(), tweaked.digest());
     }
 }

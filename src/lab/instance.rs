@@ -219,6 +219,72 @@ impl Lab {
         prober.finish()
     }
 
+    /// One request of `address` (not necessarily the lab's floating one) from the client.
+    pub fn request_to(&self, address: std::net::Ipv4Addr, timeout: Duration) -> Result<probe::Answer, LabError> {
+        let target = SocketAddr::from((address, 80));
+        probe::spawn_in(&self.state.spec.client_ns(), "lab-request", move || probe::get_once(target, timeout))?
+            .join()
+            .unwrap_or(Err(LabError::Panicked("request")))
+    }
+
+    /// Runs the hactl CLI with `args` inside `node`'s namespace against that node's agent (its own API socket):
+    /// what an operator logged in on the node types. The exit status is the caller's to judge.
+    pub fn hactl(&self, node: &str, args: &[&str]) -> Result<std::process::Output, LabError> {
+        let index = self.daemon_index(node)?;
+        let binary = self.state.nodes[node].commands[index].argv.first().cloned().unwrap_or_default();
+        let socket = super::hactl::api_socket(&self.state.spec.node_dir(node));
+        let ns = self.state.spec.node_ns(node);
+        let line = format!("ip netns exec {ns} {binary} {}", args.join(" "));
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, &binary])
+            .args(args)
+            .env("HACTL_SOCKET", &socket)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| LabError::Command { command: line, detail: e.to_string() })
+    }
+
+    /// Position of the node daemon's command (the one labelled with the daemon's name) in `node`'s commands.
+    fn daemon_index(&self, node: &str) -> Result<usize, LabError> {
+        let state = self.state.nodes.get(node).ok_or_else(|| LabError::UnknownNode(node.to_string()))?;
+        state
+            .commands
+            .iter()
+            .position(|c| c.label == self.state.daemon)
+            .ok_or_else(|| LabError::Daemon(format!("{node} runs no {}", self.state.daemon)))
+    }
+
+    /// The pid of the node daemon on `node` as the lab started it, if it still runs.
+    pub fn daemon_pid(&self, node: &str) -> Result<Option<i32>, LabError> {
+        let index = self.daemon_index(node)?;
+        let record = self.state.nodes[node].processes.get(index).copied();
+        Ok(record.filter(|r| procs::running(*r)).map(|r| r.pid))
+    }
+
+    /// Starts the node daemon of `node` again after it died (a `kill -9` test), leaving everything else in the
+    /// namespace as it is: what systemd's `Restart=always` does. Refused while it still runs.
+    pub fn restart_daemon(&mut self, node: &str) -> Result<(), LabError> {
+        // Reap what has exited (the killed daemon), so no zombie keeps its pid.
+        if let Some(children) = self.children.get_mut(node) {
+            children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        }
+        if let Some(pid) = self.daemon_pid(node)? {
+            return Err(LabError::Daemon(format!("the daemon of {node} still runs (pid {pid})")));
+        }
+        let index = self.daemon_index(node)?;
+        let spec = self.state.spec.clone();
+        let command = self.state.node_mut(node)?.commands[index].clone();
+        let child = procs::spawn(&spec.node_ns(node), &spec.node_dir(node), &command)?;
+        let record = procs::record(&child).ok_or_else(|| LabError::Daemon(format!("{node}: daemon vanished")))?;
+        let processes = &mut self.state.node_mut(node)?.processes;
+        match processes.get_mut(index) {
+            Some(slot) => *slot = record,
+            None => processes.push(record),
+        }
+        self.children.entry(node.to_string()).or_default().push(child);
+        self.state.save()
+    }
+
     /// Pids of the processes running in `node`.
     pub fn pids(&self, node: &str) -> Result<Vec<i32>, LabError> {
         Ok(procs::pids_in(&self.state.spec.node_ns(&self.state.spec.node(node)?.name)))

@@ -22,6 +22,7 @@
 // OS-facing tooling: the probe and sampler time real kernels and processes, so they read the clock.
 #![allow(clippy::disallowed_methods)]
 
+mod arpwatch;
 mod bench;
 mod daemon;
 mod guard;
@@ -39,10 +40,11 @@ mod state;
 mod status;
 pub mod web;
 
+pub use arpwatch::{ArpRecord, ArpWatcher, parse_arp};
 pub use bench::{Disruption, Trial, TrialTiming, idle_usage, sole_holder, trial};
 pub use daemon::{DaemonCommand, NoDaemon, NodeContext, NodeDaemon, PeerContext};
 pub use guard::LabGuard;
-pub use hactl::{HactlAgent, Timers};
+pub use hactl::{HactlAgent, Timers, Tweaks, api_socket, manifest_dir};
 pub use instance::{Lab, sweep_orphans, teardown};
 pub use keepalived::Keepalived;
 pub use outage::{Outage, double_holders, first_answer_from, outage_after, summarize};

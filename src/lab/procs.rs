@@ -52,6 +52,13 @@ pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// Whether the recorded process still runs: the same process (start time), and not a zombie waiting to be reaped.
+pub(crate) fn running(record: ProcRecord) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", record.pid)).unwrap_or_default();
+    let zombie = stat.rfind(')').is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
+    !zombie && start_ticks(record.pid) == Some(record.start_ticks)
+}
+
 /// SIGKILLs a recorded process if it is still the same process (same start time).
 pub(crate) fn kill_recorded(record: ProcRecord) {
     if start_ticks(record.pid) == Some(record.start_ticks) {
