@@ -10,15 +10,29 @@ use crate::manifest::values::Name;
 
 use super::wire::{NodeId, Reader, WireError};
 
-/// Orders operations: later stamps of one origin win; origins break ties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// Orders operations across nodes: `counter` is a Lamport clock (raised past every stamp a node stores, started
+/// at its incarnation × 2^20 so a restarted node's operations follow those issued before it started), so an
+/// operation issued after seeing another always orders after it, whichever node issues it; origins break ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Stamp {
     /// The origin's incarnation.
     pub incarnation: u64,
-    /// Grows per operation within an incarnation.
+    /// The origin's Lamport clock when it issued the operation.
     pub counter: u64,
     /// The node that issued it.
     pub origin: NodeId,
+}
+
+impl Ord for Stamp {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.counter, self.incarnation, self.origin).cmp(&(other.counter, other.incarnation, other.origin))
+    }
+}
+
+impl PartialOrd for Stamp {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// What an operation does.
@@ -168,7 +182,7 @@ pub struct Ops {
 impl Ops {
     /// Stamps and stores a local operation; it is re-sent to `peers` until acknowledged.
     pub fn issue(&mut self, now: Duration, mut op: OpRecord, origin: NodeId, inc: u64, peers: BTreeSet<Name>) {
-        self.counter += 1;
+        self.counter = self.counter.max(inc.saturating_mul(1 << 20)) + 1;
         op.stamp = Stamp { incarnation: inc, counter: self.counter, origin };
         self.unacked.insert(op.stamp, peers);
         self.store(now, op);
@@ -176,6 +190,7 @@ impl Ops {
 
     /// Stores an operation (ours or a peer's); duplicates change nothing.
     pub fn store(&mut self, now: Duration, op: OpRecord) {
+        self.counter = self.counter.max(op.stamp.counter);
         let expires = (op.left_ms != u32::MAX).then(|| now + Duration::from_millis(u64::from(op.left_ms)));
         self.ops.entry(op.stamp).or_insert(Stored { op, expires });
     }
@@ -225,12 +240,14 @@ impl Ops {
             .is_some_and(|o| o.kind == OpKind::Standby)
     }
 
-    /// The live move of `group` (the latest not cleared), if any: its target and stamp.
+    /// The live move of `group` (the latest not cleared), if any: its target and stamp. A `clear` cancels the move
+    /// it names and every earlier move of the group (Pacemaker's `crm resource clear` removes all constraints),
+    /// so an older move never comes back.
     pub fn moved(&self, group: &str) -> Option<(String, Stamp)> {
-        let cleared: BTreeSet<Stamp> =
-            self.live().filter(|o| o.kind == OpKind::Clear).filter_map(|o| o.cancels).collect();
+        let clears: Vec<&OpRecord> = self.live().filter(|o| o.kind == OpKind::Clear && o.group == group).collect();
+        let cleared = |m: &OpRecord| clears.iter().any(|c| c.cancels == Some(m.stamp) || c.stamp > m.stamp);
         self.live()
-            .filter(|o| o.kind == OpKind::Move && o.group == group && !cleared.contains(&o.stamp))
+            .filter(|o| o.kind == OpKind::Move && o.group == group && !cleared(o))
             .max_by_key(|o| o.stamp)
             .map(|o| (o.node.clone(), o.stamp))
     }

@@ -183,14 +183,12 @@ fn kill_9_of_the_holders_agent_and_a_restart_within_the_lease_cost_the_client_no
 /// `take_ignore` and its renewals) writes no adoption record, so the restarted agent finds nothing to adopt
 /// (src/agent/runtime/mod.rs `adoption_window`) and stops the group; the peer takes over.
 #[test]
-#[ignore = "core bug: leases under policy ignore are never recorded for adoption (src/proto/ignore.rs)"]
 fn sigusr2_under_ignore_costs_the_client_nothing() {
     agent_disturbance_costs_nothing("hactl_sigusr2_ignore", "husri", Cluster::Ignore2, sigusr2);
 }
 
 /// See [`sigusr2_under_ignore_costs_the_client_nothing`].
 #[test]
-#[ignore = "core bug: leases under policy ignore are never recorded for adoption (src/proto/ignore.rs)"]
 fn kill_9_and_restart_under_ignore_cost_the_client_nothing() {
     agent_disturbance_costs_nothing("hactl_kill9_ignore", "hk9i", Cluster::Ignore2, kill_9_and_restart);
 }
