@@ -30,7 +30,7 @@ pub struct NodeStatus {
     pub name: String,
     /// `online`, `late`, `offline` or `unknown` (never heard since start).
     pub state: String,
-    /// Put in standby by an operation known here.
+    /// In standby by a replicated operation in force (whichever node issued it).
     pub standby: bool,
     /// Config digest it reports (hex), when heard.
     pub digest: Option<String>,
@@ -53,9 +53,13 @@ pub struct GroupStatus {
     pub lease_remaining_ms: Option<u64>,
     /// Members in start order, as observed on the answering node.
     pub members: Vec<MemberStatus>,
-    /// The move in force, if any.
+    /// The move in force, if any, from the replicated operations (whichever node issued it).
     #[serde(rename = "move")]
     pub moved: Option<MoveStatus>,
+    /// Replicated failures not expired or cleaned up, per node (only nodes with at least one); these count
+    /// towards `migrationThreshold` on every node.
+    #[serde(default)]
+    pub failcounts: std::collections::BTreeMap<String, u32>,
 }
 
 /// One member of a group, observed on the answering node.

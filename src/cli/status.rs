@@ -113,6 +113,10 @@ fn group(o: &mut String, g: &GroupStatus) {
         let until = m.expires_in_ms.map_or("until cleared".to_string(), |e| format!("expires in {}", secs(e)));
         let _ = writeln!(o, "    moved to {} ({until})", m.node);
     }
+    if !g.failcounts.is_empty() {
+        let counts: Vec<String> = g.failcounts.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        let _ = writeln!(o, "    failures (replicated): {}", counts.join(", "));
+    }
     for m in &g.members {
         let fails = if m.failcount > 0 { format!(" failcount {}", m.failcount) } else { String::new() };
         let _ = writeln!(o, "    {:<10} {:<14} {}{fails}", m.kind, m.name, m.state);

@@ -299,3 +299,106 @@ impl super::node::Node {
         self.ops.moved(&group.0).map(|(n, _)| Name(n))
     }
 }
+
+/// A move in force, as this node knows it from the replicated table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveInForce {
+    /// The group moved.
+    pub group: String,
+    /// Its target.
+    pub node: String,
+    /// Time left before it expires; `None` until `clear`.
+    pub left: Option<Duration>,
+}
+
+/// The replicated operations in force: what `hactl status` shows, whichever node issued them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InForce {
+    /// Live moves, one per group, by group name.
+    pub moves: Vec<MoveInForce>,
+    /// Nodes in standby, by name.
+    pub standby: Vec<String>,
+    /// Failures not expired or cleaned up, per (group, node), only where there is at least one.
+    pub failures: BTreeMap<(String, String), usize>,
+}
+
+impl Ops {
+    /// The operations in force at `now` (ignoring those past their expiry that `expire` has not dropped yet).
+    pub fn in_force(&self, now: Duration) -> InForce {
+        let mut live = self.clone();
+        live.expire(now);
+        let groups: BTreeSet<&str> =
+            live.live().filter(|o| o.kind == OpKind::Move).map(|o| o.group.as_str()).collect();
+        let moves = groups
+            .into_iter()
+            .filter_map(|g| live.moved(g).map(|(node, stamp)| (g, node, stamp)))
+            .map(|(g, node, stamp)| MoveInForce {
+                group: g.to_string(),
+                node,
+                left: live.ops.get(&stamp).and_then(|st| st.expires).map(|e| e.saturating_sub(now)),
+            })
+            .collect();
+        let nodes: BTreeSet<&str> = live
+            .live()
+            .filter(|o| matches!(o.kind, OpKind::Standby | OpKind::Online))
+            .map(|o| o.node.as_str())
+            .collect();
+        let standby = nodes.into_iter().filter(|n| live.standby(n)).map(str::to_string).collect();
+        let pairs: BTreeSet<(&str, &str)> =
+            live.live().filter(|o| o.kind == OpKind::Failure).map(|o| (o.group.as_str(), o.node.as_str())).collect();
+        let failures = pairs
+            .into_iter()
+            .map(|(g, n)| ((g.to_string(), n.to_string()), live.failures(g, n)))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        InForce { moves, standby, failures }
+    }
+}
+
+impl super::node::Node {
+    /// The replicated operations in force, for the operator's status (read-only).
+    pub fn operations(&self, now: Duration) -> InForce {
+        self.ops.in_force(now)
+    }
+}
+
+#[cfg(test)]
+mod in_force_tests {
+    use super::*;
+
+    fn op(counter: u64, kind: OpKind, group: &str, node: &str, left_ms: u32, cancels: Option<Stamp>) -> OpRecord {
+        let stamp = Stamp { incarnation: 1, counter, origin: NodeId([counter as u8; 16]) };
+        OpRecord { stamp, kind, group: group.into(), node: node.into(), left_ms, cancels }
+    }
+
+    #[test]
+    fn in_force_lists_moves_with_time_left_standby_and_failures() {
+        let mut ops = Ops::default();
+        let t0 = Duration::from_secs(10);
+        let forever = op(1, OpKind::Move, "A", "ha2", u32::MAX, None);
+        ops.store(t0, forever.clone());
+        ops.store(t0, op(2, OpKind::Move, "B", "ha1", 4_000, None));
+        ops.store(t0, op(3, OpKind::Standby, "", "ha3", u32::MAX, None));
+        ops.store(t0, op(4, OpKind::Failure, "A", "ha1", 60_000, None));
+        ops.store(t0, op(5, OpKind::Failure, "A", "ha1", 60_000, None));
+        ops.store(t0, op(6, OpKind::Failure, "B", "ha2", 60_000, None));
+        ops.store(t0, op(7, OpKind::Cleanup, "B", "", u32::MAX, None));
+        let seen = ops.in_force(t0 + Duration::from_secs(1));
+        assert_eq!(
+            seen.moves,
+            [
+                MoveInForce { group: "A".into(), node: "ha2".into(), left: None },
+                MoveInForce { group: "B".into(), node: "ha1".into(), left: Some(Duration::from_secs(3)) },
+            ]
+        );
+        assert_eq!(seen.standby, ["ha3"]);
+        assert_eq!(seen.failures.into_iter().collect::<Vec<_>>(), [(("A".into(), "ha1".into()), 2)]);
+
+        // Later: B's move has expired (not yet dropped by `expire`), A's is cleared, ha3 is back online.
+        ops.store(t0, op(8, OpKind::Clear, "A", "", u32::MAX, Some(forever.stamp)));
+        ops.store(t0, op(9, OpKind::Online, "", "ha3", u32::MAX, None));
+        let later = ops.in_force(t0 + Duration::from_secs(5));
+        assert!(later.moves.is_empty(), "{later:?}");
+        assert!(later.standby.is_empty(), "{later:?}");
+    }
+}

@@ -144,10 +144,6 @@ pub(crate) struct Agent {
     leaving: bool,
     /// Per group held here: the round of its lease, for `status`.
     rounds: BTreeMap<Name, u64>,
-    /// Moves issued through this agent, for `status`.
-    moves: BTreeMap<Name, api::IssuedMove>,
-    /// Nodes put in standby through this agent, for `status`.
-    standby: BTreeSet<Name>,
     /// Recent errors, for `status`.
     errors: VecDeque<String>,
     /// The manifest files of the config in force (read when it was applied), for `diff`.
@@ -250,8 +246,6 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         next_resync: Instant::now() + RESYNC,
         leaving: false,
         rounds: BTreeMap::new(),
-        moves: BTreeMap::new(),
-        standby: BTreeSet::new(),
         errors: VecDeque::new(),
         running: crate::agent::deliver::read_set(&opts.manifests).ok(),
     };
