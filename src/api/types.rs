@@ -23,6 +23,17 @@ pub struct Status {
     pub errors: Vec<String>,
 }
 
+/// One node's own answer in `hactl status --all` (JSON/YAML: a list of these, one per configured node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node asked.
+    pub node: String,
+    /// Its status, when it answered.
+    pub status: Option<Status>,
+    /// Why it did not answer (unreachable, refused), when it did not.
+    pub error: Option<String>,
+}
+
 /// One node as seen from the answering node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -164,6 +175,8 @@ pub enum ApiRequest {
     Manifests,
     /// `POST /v1/plan`: what this node would do if the set were applied now.
     Plan(crate::agent::deliver::ManifestSet),
+    /// Where a node's peer API is, for a request forwarded with `?node=` (internal, no endpoint).
+    Locate(String),
 }
 
 /// The state-owning task's answer.
@@ -177,4 +190,6 @@ pub enum ApiResponse {
     Manifests(crate::agent::deliver::ManifestSet),
     /// A plan.
     Plan(Plan),
+    /// A node's peer API address; `Ok(None)`: this node; `Err`: no such node.
+    Located(Result<Option<std::net::SocketAddr>, String>),
 }

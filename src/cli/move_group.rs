@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::api::client::{Client, ClientError};
 use crate::api::types::Status;
 
-use super::conn::{Conn, block_on, parse_duration};
+use super::conn::{Target, block_on, parse_duration};
 use super::{EXIT_FAILED, EXIT_OK};
 
 /// Arguments of `hactl move`.
@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub timeout: Duration,
     #[command(flatten)]
-    conn: Conn,
+    conn: Target,
 }
 
 /// Issues the move and waits for it.

@@ -327,8 +327,7 @@ impl Ops {
     pub fn in_force(&self, now: Duration) -> InForce {
         let mut live = self.clone();
         live.expire(now);
-        let groups: BTreeSet<&str> =
-            live.live().filter(|o| o.kind == OpKind::Move).map(|o| o.group.as_str()).collect();
+        let groups: BTreeSet<&str> = live.live().filter(|o| o.kind == OpKind::Move).map(|o| o.group.as_str()).collect();
         let moves = groups
             .into_iter()
             .filter_map(|g| live.moved(g).map(|(node, stamp)| (g, node, stamp)))

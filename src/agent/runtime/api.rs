@@ -63,9 +63,10 @@ impl Agent {
                 Ok(plan) => return ApiResponse::Plan(plan),
                 Err(e) => Err(e),
             },
+            ApiRequest::Locate(name) => return ApiResponse::Located(self.locate(&name)),
         };
         ApiResponse::Reply(match result {
-            Ok(message) => Reply { ok: true, message },
+            Ok(message) => Reply { ok: true, message: message + self.isolation_note() },
             Err(message) => Reply { ok: false, message },
         })
     }
@@ -93,6 +94,28 @@ impl Agent {
             push(&g.name, plan(&g.name, Disposition::Elsewhere, &Member::zip(g, observed)));
         }
         Ok(Plan { node: self.me.0.clone(), steps })
+    }
+
+    /// An operation issued on a node that hears no peer takes effect elsewhere only when it is heard again
+    /// (operations replicate in heartbeats): the operator is told, and can issue it with `--via` a peer instead.
+    fn isolation_note(&self) -> &'static str {
+        let peers = &self.node.peers().peers;
+        let heard = peers.values().any(|p| matches!(p.state, PeerState::Alive | PeerState::Late));
+        if peers.is_empty() || heard {
+            ""
+        } else {
+            " (this node hears no peer now: the others learn of it when they hear it again; `--via NODE` issues \
+             it on a node that is connected)"
+        }
+    }
+
+    /// The peer API address of `name` for a relayed request; `None` for this node.
+    fn locate(&self, name: &str) -> Result<Option<std::net::SocketAddr>, String> {
+        let node = self.node_name(name)?;
+        if node == self.me {
+            return Ok(None);
+        }
+        Ok(self.state.nodes.get(&node).map(|n| std::net::SocketAddr::new(n.address, self.port)))
     }
 
     fn cleanup(&mut self, group: &str, node: Option<&str>) -> Result<String, String> {
@@ -215,10 +238,11 @@ impl Agent {
                         failcount: self.fails.count(m.name(), at, g.failure_timeout),
                     })
                     .collect();
-                let moved = ops.moves.iter().find(|m| m.group == g.name.0).map(|m| MoveStatus {
-                    node: m.node.clone(),
-                    expires_in_ms: m.left.map(ms),
-                });
+                let moved = ops
+                    .moves
+                    .iter()
+                    .find(|m| m.group == g.name.0)
+                    .map(|m| MoveStatus { node: m.node.clone(), expires_in_ms: m.left.map(ms) });
                 let failcounts = ops
                     .failures
                     .iter()
