@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::auth::{self, Verifier};
 use super::local::{Call, json};
@@ -106,7 +106,7 @@ async fn handle(
     if (&parts.method, parts.uri.path()) != (&Method::POST, MANIFESTS_PATH) {
         return Ok(match super::local::parse(&parts.method, parts.uri.path(), &body) {
             Ok(request) => {
-                info!(peer = %from, method = %parts.method, path, "peer API request");
+                debug!(peer = %from, method = %parts.method, path, "peer API request");
                 super::local::answer(&server.calls, request).await
             }
             Err((code, message)) => refuse(code, message),

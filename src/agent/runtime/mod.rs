@@ -465,6 +465,25 @@ impl Agent {
                         self.state = state;
                         self.running = crate::agent::deliver::read_set(&self.manifests).ok();
                         self.node.handle(LeaseClock::read(), Input::Config(Box::new(cfg)));
+                        // A service added by the change was never probed: it would count as busy forever and
+                        // never start. Probe it as at start-up (addresses are read at the next resync).
+                        let new: Vec<_> = self
+                            .state
+                            .groups
+                            .values()
+                            .flat_map(|g| g.members.iter())
+                            .filter_map(|m| match m {
+                                crate::manifest::model::Resource::Service(s)
+                                    if !self.observed.contains_key(&s.name) =>
+                                {
+                                    Some(s.clone())
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        for service in new {
+                            self.spawn_status(service);
+                        }
                     }
                     Err(e) => error!(target: "config", "change not applied: {e}"),
                 }
