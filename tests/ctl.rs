@@ -35,7 +35,7 @@ struct Cluster {
     ha1: Ns,
     ha2: Ns,
     work: tempfile::TempDir,
-    _lab: Lab,
+    lab: Lab,
 }
 
 fn cluster() -> Cluster {
@@ -53,7 +53,7 @@ fn cluster() -> Cluster {
         manifests(&dir, &key, "1s");
         agents.start(ns, node, &dir, work.path());
     }
-    Cluster { agents, ha1, ha2, work, _lab: lab }
+    Cluster { agents, ha1, ha2, work, lab }
 }
 
 impl Cluster {
@@ -270,6 +270,23 @@ fn move_waits_for_the_target_and_clear_and_expiry_end_it() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // Issued on a node that hears no peer: accepted, the answer says so, and the peer learns of it on rejoining.
+    c.lab.unplug("ha2");
+    let cut = eventually(Duration::from_secs(10), || {
+        let s = c.status("ha1")?;
+        (s["nodes"].as_array()?.iter().find(|n| n["name"] == "ha2")?["state"] == "offline").then_some(())
+    });
+    assert!(cut.is_some(), "ha1 declares ha2 offline\n{}", c.agents.logs());
+    let out = c.hactl("ha1", &["standby", "ha2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("hears no peer"), "{}", text(&out));
+    c.lab.plug("ha2");
+    let learnt = eventually(Duration::from_secs(15), || {
+        let s = c.status("ha2")?;
+        (s["nodes"].as_array()?.iter().find(|n| n["name"] == "ha2")?["standby"] == true).then_some(())
+    });
+    assert!(learnt.is_some(), "ha2 learns of its standby once it hears ha1 again\n{}", c.agents.logs());
 }
 
 #[test]

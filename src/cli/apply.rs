@@ -2,7 +2,8 @@
 //! the signed peer API, and optionally (`--wait`) wait until every node runs the new digest AND its own planner
 //! has nothing left to do, then print what changed (files, and each node's plan as it was before delivery).
 //! `--timeout` names every node that did not converge with why: no answer, still the old digest (with the
-//! rejection if its agent rejected the set), or the steps still to do.
+//! rejection if its agent rejected the set), a member still busy (an action in flight), or the steps still to
+//! do.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -157,6 +158,12 @@ async fn lag(node: &Client, set: &ManifestSet, digest: &str) -> Option<String> {
         let rejected = status.errors.iter().find(|e| e.contains("rejected"));
         let why = rejected.map(|e| format!("; {e}")).unwrap_or_default();
         return Some(format!("still runs config {}{why}", status.digest));
+    }
+    // An action in flight (a start, a probe) is not in the plan any more but not done either.
+    let busy: Vec<&str> =
+        status.groups.iter().flat_map(|g| &g.members).filter(|m| m.state == "busy").map(|m| m.name.as_str()).collect();
+    if !busy.is_empty() {
+        return Some(format!("still busy: {} (an action is in flight)", busy.join(", ")));
     }
     match node.plan(set).await {
         Ok(plan) if plan.steps.is_empty() => None,

@@ -27,7 +27,7 @@ pub struct Target {
     #[command(flatten)]
     conn: Conn,
     /// Ask NODE's agent instead of this node's: the local agent relays the request over the signed peer API
-    /// (it holds the cluster key), e.g. when this node is cut off from the others.
+    /// (it holds the cluster key); to see NODE's own view, or to issue an operation on a connected node.
     #[arg(long, value_name = "NODE")]
     pub via: Option<String>,
 }

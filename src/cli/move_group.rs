@@ -13,7 +13,7 @@ use super::{EXIT_FAILED, EXIT_OK};
 /// Arguments of `hactl move`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  hactl move WebServices ha2             # until `hactl clear WebServices`\n  hactl move WebServices ha2 --for 1h    # expires by itself"
+    after_help = "Examples:\n  hactl move WebServices ha2             # until `hactl clear WebServices`\n  hactl move WebServices ha2 --for 1h    # expires by itself\n  hactl move WebServices ha2 --via ha2   # issued by ha2's agent (relayed by this node's)"
 )]
 pub struct Args {
     /// The group to move.

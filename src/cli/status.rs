@@ -26,7 +26,7 @@ pub enum Format {
 /// Arguments of `hactl status`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  hactl status\n  hactl status -o json | jq '.groups[].holder'\n  hactl status --watch"
+    after_help = "Examples:\n  hactl status\n  hactl status -o json | jq '.groups[].holder'\n  hactl status --watch\n  hactl status --all             # every node's own view\n  hactl status --via ha2         # ha2's view, relayed by this node's agent"
 )]
 pub struct Args {
     /// Output format.

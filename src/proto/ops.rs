@@ -10,12 +10,13 @@ use crate::manifest::values::Name;
 
 use super::wire::{NodeId, Reader, WireError};
 
-/// Orders operations: later stamps of one origin win; origins break ties.
+/// Orders operations: a Lamport clock over (incarnation, counter) — an operation issued after another was known
+/// on its origin is later — and origins break ties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Stamp {
-    /// The origin's incarnation.
+    /// The origin's incarnation, or a higher one it had seen on a peer's operation (see `Ops::issue`).
     pub incarnation: u64,
-    /// Grows per operation within an incarnation.
+    /// Grows per operation: above every counter known to the origin under the same incarnation value.
     pub counter: u64,
     /// The node that issued it.
     pub origin: NodeId,
@@ -162,20 +163,29 @@ pub struct Ops {
     ops: BTreeMap<Stamp, Stored>,
     /// Peers that have not acknowledged each of our own operations.
     unacked: BTreeMap<Stamp, BTreeSet<Name>>,
-    counter: u64,
+    /// The greatest (incarnation, counter) issued or stored here; a new operation is stamped above it.
+    clock: (u64, u64),
 }
 
 impl Ops {
     /// Stamps and stores a local operation; it is re-sent to `peers` until acknowledged.
+    ///
+    /// The stamp is above every stamp known here (a Lamport clock over (incarnation, counter)), not merely above
+    /// this origin's own: otherwise `online` issued on ha2 after it learnt ha1's `standby` could lose to it
+    /// because ha1 started a second later (higher incarnation) or the origins' tie-break favours ha1, and a
+    /// `cleanup` could leave failures stamped by a later-started node in force. Stamps stay unique per origin
+    /// because the clock only grows.
     pub fn issue(&mut self, now: Duration, mut op: OpRecord, origin: NodeId, inc: u64, peers: BTreeSet<Name>) {
-        self.counter += 1;
-        op.stamp = Stamp { incarnation: inc, counter: self.counter, origin };
+        let (incarnation, counter) = self.clock.max((inc, 0));
+        self.clock = (incarnation, counter + 1);
+        op.stamp = Stamp { incarnation, counter: counter + 1, origin };
         self.unacked.insert(op.stamp, peers);
         self.store(now, op);
     }
 
     /// Stores an operation (ours or a peer's); duplicates change nothing.
     pub fn store(&mut self, now: Duration, op: OpRecord) {
+        self.clock = self.clock.max((op.stamp.incarnation, op.stamp.counter));
         let expires = (op.left_ms != u32::MAX).then(|| now + Duration::from_millis(u64::from(op.left_ms)));
         self.ops.entry(op.stamp).or_insert(Stored { op, expires });
     }
@@ -399,5 +409,31 @@ mod in_force_tests {
         let later = ops.in_force(t0 + Duration::from_secs(5));
         assert!(later.moves.is_empty(), "{later:?}");
         assert!(later.standby.is_empty(), "{later:?}");
+    }
+
+    #[test]
+    fn an_operation_issued_after_a_peers_wins_over_it_whatever_the_incarnations() {
+        // ha1 started later (incarnation 200) and put ha2 in standby; ha2 (incarnation 100) learns it, then
+        // issues `online`: the later operation must win.
+        let mut ha2 = Ops::default();
+        let standby = OpRecord {
+            stamp: Stamp { incarnation: 200, counter: 5, origin: NodeId([9; 16]) },
+            kind: OpKind::Standby,
+            group: String::new(),
+            node: "ha2".into(),
+            left_ms: u32::MAX,
+            cancels: None,
+        };
+        let t = Duration::from_secs(1);
+        ha2.store(t, standby.clone());
+        assert!(ha2.standby("ha2"));
+        let online = OpRecord { kind: OpKind::Online, stamp: Stamp::default(), ..standby.clone() };
+        ha2.issue(t, online.clone(), NodeId([1; 16]), 100, BTreeSet::new());
+        assert!(!ha2.standby("ha2"), "online issued after the standby was known wins");
+        // Two operations of one origin in a row keep distinct, growing stamps.
+        ha2.issue(t, online, NodeId([1; 16]), 100, BTreeSet::new());
+        let mine: Vec<Stamp> = ha2.ops.keys().filter(|s| s.origin == NodeId([1; 16])).copied().collect();
+        assert_eq!(mine.len(), 2);
+        assert!(mine[0] < mine[1] && mine[0] > standby.stamp, "{mine:?}");
     }
 }

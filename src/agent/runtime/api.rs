@@ -104,8 +104,8 @@ impl Agent {
         if peers.is_empty() || heard {
             ""
         } else {
-            " (this node hears no peer now: the others learn of it when they hear it again; `--via NODE` issues \
-             it on a node that is connected)"
+            " (this node hears no peer now: the others learn of it only when they hear this node again; to act \
+             on them now, issue it on a connected node, e.g. with `--via NODE` if NODE is reachable from here)"
         }
     }
 
