@@ -201,3 +201,17 @@ pub fn json<T: serde::Serialize>(code: StatusCode, value: &T) -> Response<Full<B
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::target;
+
+    #[test]
+    fn the_node_parameter_is_found_among_others_and_empty_means_none() {
+        assert_eq!(target(Some("node=ha2")), Some("ha2"));
+        assert_eq!(target(Some("x=1&node=ha1")), Some("ha1"));
+        assert_eq!(target(Some("node=")), None);
+        assert_eq!(target(Some("nodes=ha1")), None);
+        assert_eq!(target(None), None);
+    }
+}
