@@ -40,25 +40,40 @@ pub enum ClientError {
     /// The agent refused the request.
     #[error("{0}")]
     Refused(String),
+    /// The local agent could not relay the request to the node asked for (unreachable, no answer in time).
+    #[error("{0}")]
+    Relay(String),
 }
 
 /// A client of one agent's local API.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    via: Option<String>,
 }
 
 impl Client {
     /// A client of the agent listening on `socket`.
     pub fn new(socket: &Path) -> Client {
-        Client { socket: socket.to_path_buf() }
+        Client { socket: socket.to_path_buf(), via: None }
+    }
+
+    /// The same local agent, asked to relay every request to `node`'s agent over the signed peer API (the
+    /// local agent holds the key); `None` asks the local agent itself.
+    pub fn via(&self, node: Option<&str>) -> Client {
+        Client { socket: self.socket.clone(), via: node.map(str::to_string) }
+    }
+
+    /// The node relayed to, if any.
+    pub fn target(&self) -> Option<&str> {
+        self.via.as_deref()
     }
 
     /// The cluster as the agent sees it.
     pub async fn status(&self) -> Result<Status, ClientError> {
         let (code, body) = self.call(Method::GET, "/v1/status", Bytes::new()).await?;
         if code != 200 {
-            return Err(ClientError::Refused(refusal(&body)));
+            return Err(failure(code, &body));
         }
         Ok(serde_json::from_slice(&body)?)
     }
@@ -92,7 +107,7 @@ impl Client {
     pub async fn manifests(&self) -> Result<ManifestSet, ClientError> {
         let (code, body) = self.call(Method::GET, "/v1/manifests", Bytes::new()).await?;
         if code != 200 {
-            return Err(ClientError::Refused(refusal(&body)));
+            return Err(failure(code, &body));
         }
         Ok(serde_json::from_slice(&body)?)
     }
@@ -101,13 +116,16 @@ impl Client {
     pub async fn plan(&self, set: &ManifestSet) -> Result<Plan, ClientError> {
         let (code, body) = self.call(Method::POST, "/v1/plan", Bytes::from(serde_json::to_vec(set)?)).await?;
         if code != 200 {
-            return Err(ClientError::Refused(refusal(&body)));
+            return Err(failure(code, &body));
         }
         Ok(serde_json::from_slice(&body)?)
     }
 
     async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<Reply, ClientError> {
         let (code, answer) = self.call(Method::POST, path, Bytes::from(serde_json::to_vec(body)?)).await?;
+        if code == 502 {
+            return Err(failure(code, &answer));
+        }
         let reply: Reply = decode(&answer)?;
         if code != 200 || !reply.ok {
             return Err(ClientError::Refused(reply.message));
@@ -121,9 +139,16 @@ impl Client {
             .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
+        let uri = match &self.via {
+            Some(node) if !node.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => {
+                return Err(ClientError::Refused(format!("`{node}` is not a node name")));
+            }
+            Some(node) => format!("{path}?node={node}"),
+            None => path.to_string(),
+        };
         let req = Request::builder()
             .method(method)
-            .uri(path)
+            .uri(uri)
             .header(hyper::header::HOST, "localhost")
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))?;
@@ -135,6 +160,11 @@ impl Client {
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
     Ok(serde_json::from_slice(body)?)
+}
+
+/// A non-200 answer: a relay failure (502) or the agent's refusal.
+fn failure(code: u16, body: &[u8]) -> ClientError {
+    if code == 502 { ClientError::Relay(refusal(body)) } else { ClientError::Refused(refusal(body)) }
 }
 
 fn refusal(body: &[u8]) -> String {

@@ -1,6 +1,9 @@
 //! The peer API: HTTP on TCP at the node's address and the cluster port, every request signed with the
 //! cluster key (src/api/auth.rs). Unsigned, tampered, stale and replayed requests are refused and logged.
-//! `POST /v1/manifests` installs a manifest set delivered by `hactl apply`.
+//! `POST /v1/manifests` installs a manifest set delivered by `hactl apply`; every endpoint of the local API
+//! (status, manifests, plan, move, clear, standby, online, cleanup) is served too, answered by the same
+//! state-owning task, so an agent can relay an operator's request to any node (`?node=` on the local API).
+//! The peer API itself never relays further: a `node` parameter here is refused.
 // The signature window is wall-clock time on purpose (see auth.rs); the lease protocol never reads it.
 #![allow(clippy::disallowed_methods)]
 
@@ -15,10 +18,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{info, warn};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 
 use super::auth::{self, Verifier};
-use super::local::json;
+use super::local::{Call, json};
 use super::types::Reply;
 use crate::agent::deliver::{self, DeliverError, ManifestSet};
 use crate::sys::keyfile::ClusterKeys;
@@ -42,13 +46,15 @@ pub struct PeerServer {
     pub keys: ClusterKeys,
     /// The watched manifest directory.
     pub manifests: PathBuf,
+    /// The agent's state-owning task, which answers the local API's requests.
+    calls: mpsc::Sender<Call>,
     verifier: Mutex<Verifier>,
 }
 
 impl PeerServer {
-    /// A server for `manifests`, checking with `keys`.
-    pub fn new(keys: ClusterKeys, manifests: PathBuf) -> PeerServer {
-        PeerServer { keys, manifests, verifier: Mutex::new(Verifier::default()) }
+    /// A server for `manifests`, checking with `keys`, answering other requests through `calls`.
+    pub fn new(keys: ClusterKeys, manifests: PathBuf, calls: mpsc::Sender<Call>) -> PeerServer {
+        PeerServer { keys, manifests, calls, verifier: Mutex::new(Verifier::default()) }
     }
 }
 
@@ -94,8 +100,17 @@ async fn handle(
         warn!(peer = %from, method = %parts.method, path, "peer API request refused: {e}");
         return Ok(refuse(StatusCode::UNAUTHORIZED, e.to_string()));
     }
-    if (&parts.method, path.as_str()) != (&Method::POST, MANIFESTS_PATH) {
-        return Ok(refuse(StatusCode::NOT_FOUND, format!("no such endpoint: {} {path}", parts.method)));
+    if super::local::target(parts.uri.query()).is_some() {
+        return Ok(refuse(StatusCode::BAD_REQUEST, "the peer API does not relay (`node` parameter)".into()));
+    }
+    if (&parts.method, parts.uri.path()) != (&Method::POST, MANIFESTS_PATH) {
+        return Ok(match super::local::parse(&parts.method, parts.uri.path(), &body) {
+            Ok(request) => {
+                debug!(peer = %from, method = %parts.method, path, "peer API request");
+                super::local::answer(&server.calls, request).await
+            }
+            Err((code, message)) => refuse(code, message),
+        });
     }
     let set: ManifestSet = match serde_json::from_slice(&body) {
         Ok(s) => s,
@@ -183,11 +198,21 @@ pub async fn send(
         .map_err(|_| PeerError::Unreachable(format!("{addr}: no answer within {}s", PEER_TIMEOUT.as_secs())))?
 }
 
+/// Sends one request signed now with `keys`: how an agent relays an operator's request to a peer.
+pub async fn forward(
+    addr: SocketAddr,
+    keys: &ClusterKeys,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(u16, Bytes), PeerError> {
+    let headers = sign(keys, method, path, &body, now_ms());
+    send(addr, method, path, body, &headers).await
+}
+
 /// Delivers a manifest set to the agent at `addr`.
 pub async fn deliver(addr: SocketAddr, keys: &ClusterKeys, set: &ManifestSet) -> Result<(), PeerError> {
-    let body = serde_json::to_vec(set)?;
-    let headers = sign(keys, "POST", MANIFESTS_PATH, &body, now_ms());
-    let (code, answer) = send(addr, "POST", MANIFESTS_PATH, body, &headers).await?;
+    let (code, answer) = forward(addr, keys, "POST", MANIFESTS_PATH, serde_json::to_vec(set)?).await?;
     if code == 200 {
         return Ok(());
     }

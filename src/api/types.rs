@@ -23,6 +23,17 @@ pub struct Status {
     pub errors: Vec<String>,
 }
 
+/// One node's own answer in `hactl status --all` (JSON/YAML: a list of these, one per configured node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node asked.
+    pub node: String,
+    /// Its status, when it answered.
+    pub status: Option<Status>,
+    /// Why it did not answer (unreachable, refused), when it did not.
+    pub error: Option<String>,
+}
+
 /// One node as seen from the answering node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -30,7 +41,7 @@ pub struct NodeStatus {
     pub name: String,
     /// `online`, `late`, `offline` or `unknown` (never heard since start).
     pub state: String,
-    /// Put in standby by an operation known here.
+    /// In standby by a replicated operation in force (whichever node issued it).
     pub standby: bool,
     /// Config digest it reports (hex), when heard.
     pub digest: Option<String>,
@@ -53,9 +64,13 @@ pub struct GroupStatus {
     pub lease_remaining_ms: Option<u64>,
     /// Members in start order, as observed on the answering node.
     pub members: Vec<MemberStatus>,
-    /// The move in force, if any.
+    /// The move in force, if any, from the replicated operations (whichever node issued it).
     #[serde(rename = "move")]
     pub moved: Option<MoveStatus>,
+    /// Replicated failures not expired or cleaned up, per node (only nodes with at least one); these count
+    /// towards `migrationThreshold` on every node.
+    #[serde(default)]
+    pub failcounts: std::collections::BTreeMap<String, u32>,
 }
 
 /// One member of a group, observed on the answering node.
@@ -160,6 +175,8 @@ pub enum ApiRequest {
     Manifests,
     /// `POST /v1/plan`: what this node would do if the set were applied now.
     Plan(crate::agent::deliver::ManifestSet),
+    /// Where a node's peer API is, for a request forwarded with `?node=` (internal, no endpoint).
+    Locate(String),
 }
 
 /// The state-owning task's answer.
@@ -173,4 +190,6 @@ pub enum ApiResponse {
     Manifests(crate::agent::deliver::ManifestSet),
     /// A plan.
     Plan(Plan),
+    /// A node's peer API address; `Ok(None)`: this node; `Err`: no such node.
+    Located(Result<Option<std::net::SocketAddr>, String>),
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::conn::{Conn, block_on};
+use super::conn::{Target, block_on};
 
 /// Arguments of `hactl cleanup`.
 #[derive(Debug, clap::Args)]
@@ -13,7 +13,7 @@ pub struct Args {
     /// Only on this node (default: every node).
     pub node: Option<String>,
     #[command(flatten)]
-    conn: Conn,
+    conn: Target,
 }
 
 /// Cleans the failures up.

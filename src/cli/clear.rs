@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::conn::{Conn, block_on};
+use super::conn::{Target, block_on};
 
 /// Arguments of `hactl clear`.
 #[derive(Debug, clap::Args)]
@@ -11,7 +11,7 @@ pub struct Args {
     /// The group whose move ends.
     pub group: String,
     #[command(flatten)]
-    conn: Conn,
+    conn: Target,
 }
 
 /// Clears the move.

@@ -21,6 +21,24 @@ impl Conn {
     }
 }
 
+/// `--api-socket` and `--via NODE` of the commands that may ask another node's agent.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    #[command(flatten)]
+    conn: Conn,
+    /// Ask NODE's agent instead of this node's: the local agent relays the request over the signed peer API
+    /// (it holds the cluster key); to see NODE's own view, or to issue an operation on a connected node.
+    #[arg(long, value_name = "NODE")]
+    pub via: Option<String>,
+}
+
+impl Target {
+    /// The client of the agent asked: this node's, or the one `--via` names (through this node's).
+    pub fn client(&self) -> Client {
+        self.conn.client().via(self.via.as_deref())
+    }
+}
+
 /// Runs `f` on a one-thread runtime (client commands make a few requests at most).
 pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
     let rt =

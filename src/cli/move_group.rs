@@ -7,13 +7,13 @@ use std::time::Duration;
 use crate::api::client::{Client, ClientError};
 use crate::api::types::Status;
 
-use super::conn::{Conn, block_on, parse_duration};
+use super::conn::{Target, block_on, parse_duration};
 use super::{EXIT_FAILED, EXIT_OK};
 
 /// Arguments of `hactl move`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  hactl move WebServices ha2             # until `hactl clear WebServices`\n  hactl move WebServices ha2 --for 1h    # expires by itself"
+    after_help = "Examples:\n  hactl move WebServices ha2             # until `hactl clear WebServices`\n  hactl move WebServices ha2 --for 1h    # expires by itself\n  hactl move WebServices ha2 --via ha2   # issued by ha2's agent (relayed by this node's)"
 )]
 pub struct Args {
     /// The group to move.
@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub timeout: Duration,
     #[command(flatten)]
-    conn: Conn,
+    conn: Target,
 }
 
 /// Issues the move and waits for it.

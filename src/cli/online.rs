@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::conn::{Conn, block_on};
+use super::conn::{Target, block_on};
 
 /// Arguments of `hactl online`.
 #[derive(Debug, clap::Args)]
@@ -11,7 +11,7 @@ pub struct Args {
     /// The node.
     pub node: String,
     #[command(flatten)]
-    conn: Conn,
+    conn: Target,
 }
 
 /// Takes the node out of standby.

@@ -1,14 +1,16 @@
-//! `hactl status`: the cluster as this node's agent sees it, like crm_mon.
+//! `hactl status`: the cluster as this node's agent sees it, like crm_mon; `--via NODE` as NODE's agent sees
+//! it; `--all` every node's own view in turn (relayed by the local agent over the signed peer API).
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::api::types::{GroupStatus, Status};
+use crate::api::client::{Client, ClientError};
+use crate::api::types::{GroupStatus, NodeView, Status};
 
-use super::EXIT_OK;
-use super::conn::{Conn, block_on};
+use super::conn::{Target, block_on};
+use super::{EXIT_FAILED, EXIT_OK};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,7 +26,7 @@ pub enum Format {
 /// Arguments of `hactl status`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  hactl status\n  hactl status -o json | jq '.groups[].holder'\n  hactl status --watch"
+    after_help = "Examples:\n  hactl status\n  hactl status -o json | jq '.groups[].holder'\n  hactl status --watch\n  hactl status --all             # every node's own view\n  hactl status --via ha2         # ha2's view, relayed by this node's agent"
 )]
 pub struct Args {
     /// Output format.
@@ -33,16 +35,24 @@ pub struct Args {
     /// Refresh every second in place until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// Ask every configured node's agent for its own view (relayed over the signed peer API); exit 1 when one
+    /// does not answer. JSON/YAML: a list of {node, status, error}.
+    #[arg(long, conflicts_with = "via")]
+    pub all: bool,
     #[command(flatten)]
-    conn: Conn,
+    conn: Target,
 }
 
 /// Prints the status once, or until interrupted with `--watch`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.conn.client();
     loop {
-        let status = block_on(client.status())??;
-        let text = render(&status, args.output)?;
+        let (text, complete) = if args.all {
+            let views = block_on(every_node(&client))??;
+            (render_all(&views, args.output)?, views.iter().all(|v| v.error.is_none()))
+        } else {
+            (render(&block_on(client.status())??, args.output)?, true)
+        };
         let mut out = std::io::stdout().lock();
         if args.watch && out.is_terminal() {
             // Home and clear: refresh in place like crm_mon.
@@ -51,10 +61,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         write!(out, "{text}")?;
         out.flush()?;
         if !args.watch {
-            return Ok(ExitCode::from(EXIT_OK));
+            return Ok(ExitCode::from(if complete { EXIT_OK } else { EXIT_FAILED }));
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Every configured node's own status, asked through the local agent (which names the nodes).
+pub async fn every_node(client: &Client) -> Result<Vec<NodeView>, ClientError> {
+    let local = client.status().await?;
+    let asks = local.nodes.iter().map(|n| async {
+        if n.local {
+            return NodeView { node: n.name.clone(), status: Some(local.clone()), error: None };
+        }
+        match client.via(Some(&n.name)).status().await {
+            Ok(s) => NodeView { node: n.name.clone(), status: Some(s), error: None },
+            Err(e) => NodeView { node: n.name.clone(), status: None, error: Some(e.to_string()) },
+        }
+    });
+    Ok(futures::future::join_all(asks).await)
+}
+
+/// Renders every node's view in the chosen format.
+pub fn render_all(views: &[NodeView], format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(views)? + "\n",
+        Format::Yaml => serde_norway::to_string(views)?,
+        Format::Text => {
+            let mut o = String::new();
+            for v in views {
+                let _ = writeln!(o, "===== {} =====", v.node);
+                match (&v.status, &v.error) {
+                    (Some(s), _) => o += &text(s),
+                    (None, e) => {
+                        let _ = writeln!(o, "NO ANSWER: {}", e.as_deref().unwrap_or("unknown"));
+                    }
+                }
+                o.push('\n');
+            }
+            o
+        }
+    })
 }
 
 /// Renders a status in the chosen format.
@@ -112,6 +159,10 @@ fn group(o: &mut String, g: &GroupStatus) {
     if let Some(m) = &g.moved {
         let until = m.expires_in_ms.map_or("until cleared".to_string(), |e| format!("expires in {}", secs(e)));
         let _ = writeln!(o, "    moved to {} ({until})", m.node);
+    }
+    if !g.failcounts.is_empty() {
+        let counts: Vec<String> = g.failcounts.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        let _ = writeln!(o, "    failures (replicated): {}", counts.join(", "));
     }
     for m in &g.members {
         let fails = if m.failcount > 0 { format!(" failcount {}", m.failcount) } else { String::new() };

@@ -10,29 +10,16 @@ use crate::manifest::values::Name;
 
 use super::wire::{NodeId, Reader, WireError};
 
-/// Orders operations across nodes: `counter` is a Lamport clock (raised past every stamp a node stores, started
-/// at its incarnation × 2^20 so a restarted node's operations follow those issued before it started), so an
-/// operation issued after seeing another always orders after it, whichever node issues it; origins break ties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Orders operations: a Lamport clock over (incarnation, counter) — an operation issued after another was known
+/// on its origin is later — and origins break ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Stamp {
-    /// The origin's incarnation.
+    /// The origin's incarnation, or a higher one it had seen on a peer's operation (see `Ops::issue`).
     pub incarnation: u64,
-    /// The origin's Lamport clock when it issued the operation.
+    /// Grows per operation: above every counter known to the origin under the same incarnation value.
     pub counter: u64,
     /// The node that issued it.
     pub origin: NodeId,
-}
-
-impl Ord for Stamp {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.counter, self.incarnation, self.origin).cmp(&(other.counter, other.incarnation, other.origin))
-    }
-}
-
-impl PartialOrd for Stamp {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
 }
 
 /// What an operation does.
@@ -176,21 +163,29 @@ pub struct Ops {
     ops: BTreeMap<Stamp, Stored>,
     /// Peers that have not acknowledged each of our own operations.
     unacked: BTreeMap<Stamp, BTreeSet<Name>>,
-    counter: u64,
+    /// The greatest (incarnation, counter) issued or stored here; a new operation is stamped above it.
+    clock: (u64, u64),
 }
 
 impl Ops {
     /// Stamps and stores a local operation; it is re-sent to `peers` until acknowledged.
+    ///
+    /// The stamp is above every stamp known here (a Lamport clock over (incarnation, counter)), not merely above
+    /// this origin's own: otherwise `online` issued on ha2 after it learnt ha1's `standby` could lose to it
+    /// because ha1 started a second later (higher incarnation) or the origins' tie-break favours ha1, and a
+    /// `cleanup` could leave failures stamped by a later-started node in force. Stamps stay unique per origin
+    /// because the clock only grows.
     pub fn issue(&mut self, now: Duration, mut op: OpRecord, origin: NodeId, inc: u64, peers: BTreeSet<Name>) {
-        self.counter = self.counter.max(inc.saturating_mul(1 << 20)) + 1;
-        op.stamp = Stamp { incarnation: inc, counter: self.counter, origin };
+        let (incarnation, counter) = self.clock.max((inc, 0));
+        self.clock = (incarnation, counter + 1);
+        op.stamp = Stamp { incarnation, counter: counter + 1, origin };
         self.unacked.insert(op.stamp, peers);
         self.store(now, op);
     }
 
     /// Stores an operation (ours or a peer's); duplicates change nothing.
     pub fn store(&mut self, now: Duration, op: OpRecord) {
-        self.counter = self.counter.max(op.stamp.counter);
+        self.clock = self.clock.max((op.stamp.incarnation, op.stamp.counter));
         let expires = (op.left_ms != u32::MAX).then(|| now + Duration::from_millis(u64::from(op.left_ms)));
         self.ops.entry(op.stamp).or_insert(Stored { op, expires });
     }
@@ -314,5 +309,133 @@ impl super::node::Node {
     /// The target of a live `move` of `group`.
     pub(super) fn moved_to(&self, group: &Name) -> Option<Name> {
         self.ops.moved(&group.0).map(|(n, _)| Name(n))
+    }
+}
+
+/// A move in force, as this node knows it from the replicated table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveInForce {
+    /// The group moved.
+    pub group: String,
+    /// Its target.
+    pub node: String,
+    /// Time left before it expires; `None` until `clear`.
+    pub left: Option<Duration>,
+}
+
+/// The replicated operations in force: what `hactl status` shows, whichever node issued them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InForce {
+    /// Live moves, one per group, by group name.
+    pub moves: Vec<MoveInForce>,
+    /// Nodes in standby, by name.
+    pub standby: Vec<String>,
+    /// Failures not expired or cleaned up, per (group, node), only where there is at least one.
+    pub failures: BTreeMap<(String, String), usize>,
+}
+
+impl Ops {
+    /// The operations in force at `now` (ignoring those past their expiry that `expire` has not dropped yet).
+    pub fn in_force(&self, now: Duration) -> InForce {
+        let mut live = self.clone();
+        live.expire(now);
+        let groups: BTreeSet<&str> = live.live().filter(|o| o.kind == OpKind::Move).map(|o| o.group.as_str()).collect();
+        let moves = groups
+            .into_iter()
+            .filter_map(|g| live.moved(g).map(|(node, stamp)| (g, node, stamp)))
+            .map(|(g, node, stamp)| MoveInForce {
+                group: g.to_string(),
+                node,
+                left: live.ops.get(&stamp).and_then(|st| st.expires).map(|e| e.saturating_sub(now)),
+            })
+            .collect();
+        let nodes: BTreeSet<&str> = live
+            .live()
+            .filter(|o| matches!(o.kind, OpKind::Standby | OpKind::Online))
+            .map(|o| o.node.as_str())
+            .collect();
+        let standby = nodes.into_iter().filter(|n| live.standby(n)).map(str::to_string).collect();
+        let pairs: BTreeSet<(&str, &str)> =
+            live.live().filter(|o| o.kind == OpKind::Failure).map(|o| (o.group.as_str(), o.node.as_str())).collect();
+        let failures = pairs
+            .into_iter()
+            .map(|(g, n)| ((g.to_string(), n.to_string()), live.failures(g, n)))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        InForce { moves, standby, failures }
+    }
+}
+
+impl super::node::Node {
+    /// The replicated operations in force, for the operator's status (read-only).
+    pub fn operations(&self, now: Duration) -> InForce {
+        self.ops.in_force(now)
+    }
+}
+
+#[cfg(test)]
+mod in_force_tests {
+    use super::*;
+
+    fn op(counter: u64, kind: OpKind, group: &str, node: &str, left_ms: u32, cancels: Option<Stamp>) -> OpRecord {
+        let stamp = Stamp { incarnation: 1, counter, origin: NodeId([counter as u8; 16]) };
+        OpRecord { stamp, kind, group: group.into(), node: node.into(), left_ms, cancels }
+    }
+
+    #[test]
+    fn in_force_lists_moves_with_time_left_standby_and_failures() {
+        let mut ops = Ops::default();
+        let t0 = Duration::from_secs(10);
+        let forever = op(1, OpKind::Move, "A", "ha2", u32::MAX, None);
+        ops.store(t0, forever.clone());
+        ops.store(t0, op(2, OpKind::Move, "B", "ha1", 4_000, None));
+        ops.store(t0, op(3, OpKind::Standby, "", "ha3", u32::MAX, None));
+        ops.store(t0, op(4, OpKind::Failure, "A", "ha1", 60_000, None));
+        ops.store(t0, op(5, OpKind::Failure, "A", "ha1", 60_000, None));
+        ops.store(t0, op(6, OpKind::Failure, "B", "ha2", 60_000, None));
+        ops.store(t0, op(7, OpKind::Cleanup, "B", "", u32::MAX, None));
+        let seen = ops.in_force(t0 + Duration::from_secs(1));
+        assert_eq!(
+            seen.moves,
+            [
+                MoveInForce { group: "A".into(), node: "ha2".into(), left: None },
+                MoveInForce { group: "B".into(), node: "ha1".into(), left: Some(Duration::from_secs(3)) },
+            ]
+        );
+        assert_eq!(seen.standby, ["ha3"]);
+        assert_eq!(seen.failures.into_iter().collect::<Vec<_>>(), [(("A".into(), "ha1".into()), 2)]);
+
+        // Later: B's move has expired (not yet dropped by `expire`), A's is cleared, ha3 is back online.
+        ops.store(t0, op(8, OpKind::Clear, "A", "", u32::MAX, Some(forever.stamp)));
+        ops.store(t0, op(9, OpKind::Online, "", "ha3", u32::MAX, None));
+        let later = ops.in_force(t0 + Duration::from_secs(5));
+        assert!(later.moves.is_empty(), "{later:?}");
+        assert!(later.standby.is_empty(), "{later:?}");
+    }
+
+    #[test]
+    fn an_operation_issued_after_a_peers_wins_over_it_whatever_the_incarnations() {
+        // ha1 started later (incarnation 200) and put ha2 in standby; ha2 (incarnation 100) learns it, then
+        // issues `online`: the later operation must win.
+        let mut ha2 = Ops::default();
+        let standby = OpRecord {
+            stamp: Stamp { incarnation: 200, counter: 5, origin: NodeId([9; 16]) },
+            kind: OpKind::Standby,
+            group: String::new(),
+            node: "ha2".into(),
+            left_ms: u32::MAX,
+            cancels: None,
+        };
+        let t = Duration::from_secs(1);
+        ha2.store(t, standby.clone());
+        assert!(ha2.standby("ha2"));
+        let online = OpRecord { kind: OpKind::Online, stamp: Stamp::default(), ..standby.clone() };
+        ha2.issue(t, online.clone(), NodeId([1; 16]), 100, BTreeSet::new());
+        assert!(!ha2.standby("ha2"), "online issued after the standby was known wins");
+        // Two operations of one origin in a row keep distinct, growing stamps.
+        ha2.issue(t, online, NodeId([1; 16]), 100, BTreeSet::new());
+        let mine: Vec<Stamp> = ha2.ops.keys().filter(|s| s.origin == NodeId([1; 16])).copied().collect();
+        assert_eq!(mine.len(), 2);
+        assert!(mine[0] < mine[1] && mine[0] > standby.stamp, "{mine:?}");
     }
 }

@@ -15,19 +15,12 @@ use crate::manifest;
 use crate::manifest::model::Resource;
 use crate::manifest::raw::QuorumPolicy;
 use crate::manifest::values::Name;
-use crate::proto::ops::Operation;
+use crate::proto::ops::{InForce, Operation};
 use crate::proto::{Input, PeerState};
 use crate::sys::clock::LeaseClock;
 
 /// Errors kept for `status`, newest last.
 pub(super) const MAX_ERRORS: usize = 10;
-
-/// A move issued through this agent: the core keeps the replicated record but does not expose it.
-#[derive(Debug, Clone)]
-pub(crate) struct IssuedMove {
-    pub(super) node: Name,
-    pub(super) until: Option<Instant>,
-}
 
 fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -45,26 +38,19 @@ impl Agent {
             ApiRequest::Move(m) => self.group(&m.group).and_then(|group| {
                 let node = self.node_name(&m.node)?;
                 let duration = m.for_ms.map(Duration::from_millis);
-                self.moves.insert(
-                    group.clone(),
-                    IssuedMove { node: node.clone(), until: duration.map(|d| Instant::now() + d) },
-                );
                 let text = format!("move of {group} to {node} issued");
                 self.operate(Operation::Move { group, node, duration });
                 Ok(text)
             }),
             ApiRequest::Clear(c) => self.group(&c.group).map(|group| {
-                self.moves.remove(&group);
                 self.operate(Operation::Clear { group: group.clone() });
                 format!("move of {group} cleared")
             }),
             ApiRequest::Standby(n) => self.node_name(&n.node).map(|node| {
-                self.standby.insert(node.clone());
                 self.operate(Operation::Standby { node: node.clone() });
                 format!("{node} is in standby")
             }),
             ApiRequest::Online(n) => self.node_name(&n.node).map(|node| {
-                self.standby.remove(&node);
                 self.operate(Operation::Online { node: node.clone() });
                 format!("{node} is online")
             }),
@@ -77,9 +63,10 @@ impl Agent {
                 Ok(plan) => return ApiResponse::Plan(plan),
                 Err(e) => Err(e),
             },
+            ApiRequest::Locate(name) => return ApiResponse::Located(self.locate(&name)),
         };
         ApiResponse::Reply(match result {
-            Ok(message) => Reply { ok: true, message },
+            Ok(message) => Reply { ok: true, message: message + self.isolation_note() },
             Err(message) => Reply { ok: false, message },
         })
     }
@@ -107,6 +94,28 @@ impl Agent {
             push(&g.name, plan(&g.name, Disposition::Elsewhere, &Member::zip(g, observed)));
         }
         Ok(Plan { node: self.me.0.clone(), steps })
+    }
+
+    /// An operation issued on a node that hears no peer takes effect elsewhere only when it is heard again
+    /// (operations replicate in heartbeats): the operator is told, and can issue it with `--via` a peer instead.
+    fn isolation_note(&self) -> &'static str {
+        let peers = &self.node.peers().peers;
+        let heard = peers.values().any(|p| matches!(p.state, PeerState::Alive | PeerState::Late));
+        if peers.is_empty() || heard {
+            ""
+        } else {
+            " (this node hears no peer now: the others learn of it only when they hear this node again; to act \
+             on them now, issue it on a connected node, e.g. with `--via NODE` if NODE is reachable from here)"
+        }
+    }
+
+    /// The peer API address of `name` for a relayed request; `None` for this node.
+    fn locate(&self, name: &str) -> Result<Option<std::net::SocketAddr>, String> {
+        let node = self.node_name(name)?;
+        if node == self.me {
+            return Ok(None);
+        }
+        Ok(self.state.nodes.get(&node).map(|n| std::net::SocketAddr::new(n.address, self.port)))
     }
 
     fn cleanup(&mut self, group: &str, node: Option<&str>) -> Result<String, String> {
@@ -155,6 +164,8 @@ impl Agent {
             .map(|f| f.iter().map(|f| format!("manifest change rejected: {f}")).collect())
             .unwrap_or_default();
         errors.extend(self.errors.iter().cloned());
+        let now = LeaseClock::read();
+        let ops = self.node.operations(now);
         Status {
             cluster: self.state.cluster.name.0.clone(),
             node: self.me.0.clone(),
@@ -162,19 +173,19 @@ impl Agent {
             warning: (policy == QuorumPolicy::Ignore)
                 .then(|| "quorum policy ignore: a partition can make two holders (split brain)".to_string()),
             digest: hex(&self.node.config().digest),
-            nodes: self.node_statuses(),
-            groups: self.group_statuses(),
+            nodes: self.node_statuses(&ops),
+            groups: self.group_statuses(&ops, now),
             errors,
         }
     }
 
-    fn node_statuses(&self) -> Vec<NodeStatus> {
+    fn node_statuses(&self, ops: &InForce) -> Vec<NodeStatus> {
         let mine = self.node.config().digest;
         self.state
             .nodes
             .keys()
             .map(|name| {
-                let standby = self.standby.contains(name);
+                let standby = ops.standby.contains(&name.0);
                 if *name == self.me {
                     let digest = Some(hex(&mine));
                     return NodeStatus {
@@ -207,10 +218,8 @@ impl Agent {
             .collect()
     }
 
-    fn group_statuses(&mut self) -> Vec<GroupStatus> {
-        let now = LeaseClock::read();
+    fn group_statuses(&self, ops: &InForce, now: Duration) -> Vec<GroupStatus> {
         let at = Instant::now();
-        self.moves.retain(|_, m| m.until.is_none_or(|u| u > at));
         let groups: Vec<_> = self.state.groups.values().cloned().collect();
         groups
             .iter()
@@ -229,11 +238,26 @@ impl Agent {
                         failcount: self.fails.count(m.name(), at, g.failure_timeout),
                     })
                     .collect();
-                let moved = self.moves.get(&g.name).map(|m| MoveStatus {
-                    node: m.node.0.clone(),
-                    expires_in_ms: m.until.map(|u| ms(u.saturating_duration_since(at))),
-                });
-                GroupStatus { name: g.name.0.clone(), holder, round, lease_remaining_ms: remaining, members, moved }
+                let moved = ops
+                    .moves
+                    .iter()
+                    .find(|m| m.group == g.name.0)
+                    .map(|m| MoveStatus { node: m.node.clone(), expires_in_ms: m.left.map(ms) });
+                let failcounts = ops
+                    .failures
+                    .iter()
+                    .filter(|((group, _), _)| *group == g.name.0)
+                    .map(|((_, node), n)| (node.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
+                    .collect();
+                GroupStatus {
+                    name: g.name.0.clone(),
+                    holder,
+                    round,
+                    lease_remaining_ms: remaining,
+                    members,
+                    moved,
+                    failcounts,
+                }
             })
             .collect()
     }

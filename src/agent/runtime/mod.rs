@@ -149,10 +149,6 @@ pub(crate) struct Agent {
     leave_by: Option<Instant>,
     /// Per group held here: the round of its lease, for `status`.
     rounds: BTreeMap<Name, u64>,
-    /// Moves issued through this agent, for `status`.
-    moves: BTreeMap<Name, api::IssuedMove>,
-    /// Nodes put in standby through this agent, for `status`.
-    standby: BTreeSet<Name>,
     /// Recent errors, for `status`.
     errors: VecDeque<String>,
     /// Members that left the config in force, by name, with their old definition: torn down, then forgotten.
@@ -225,8 +221,6 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     let socket = Arc::new(UdpSocket::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?);
     let peer_api =
         tokio::net::TcpListener::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?;
-    let peer_server = crate::api::peer::PeerServer::new(keys.clone(), opts.manifests.clone());
-    tokio::spawn(crate::api::peer::serve(peer_api, Arc::new(peer_server)));
     let node = Node::new(now, cfg, boot);
     info!(node = %me, uuid = %uuid, incarnation, key = keys.current.fingerprint(), "agent starting");
     let (tx, rx) = mpsc::channel(1024);
@@ -263,8 +257,6 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         left: false,
         leave_by: None,
         rounds: BTreeMap::new(),
-        moves: BTreeMap::new(),
-        standby: BTreeSet::new(),
         errors: VecDeque::new(),
         running: crate::agent::deliver::read_set(&opts.manifests).ok(),
         retired: BTreeMap::new(),
@@ -275,7 +267,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     let _watcher = spawn_watcher(&opts, tx.clone());
     spawn_net_events(tx.clone())?;
     spawn_signals(tx.clone())?;
-    spawn_api(&opts, tx.clone())?;
+    spawn_api(&opts, tx.clone(), peer_api, &keys)?;
     let exit_tx = tx.clone();
     tokio::spawn(async move {
         while let Some(exit) = exits_rx.recv().await {
@@ -352,10 +344,18 @@ fn spawn_net_events(tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
     Ok(())
 }
 
-fn spawn_api(opts: &Options, tx: mpsc::Sender<Msg>) -> Result<(), AgentError> {
+/// Serves the local API and the peer API (src/api); both hand their requests to the state-owning task.
+fn spawn_api(
+    opts: &Options,
+    tx: mpsc::Sender<Msg>,
+    peer_api: tokio::net::TcpListener,
+    keys: &keyfile::ClusterKeys,
+) -> Result<(), AgentError> {
     let listener = crate::api::local::bind(&opts.api_socket)?;
     let (calls_tx, mut calls_rx) = mpsc::channel(64);
-    tokio::spawn(crate::api::local::serve(listener, calls_tx));
+    let peer_server = crate::api::peer::PeerServer::new(keys.clone(), opts.manifests.clone(), calls_tx.clone());
+    tokio::spawn(crate::api::peer::serve(peer_api, Arc::new(peer_server)));
+    tokio::spawn(crate::api::local::serve(listener, calls_tx, Arc::new(keys.clone())));
     tokio::spawn(async move {
         while let Some(call) = calls_rx.recv().await {
             if tx.send(Msg::Api(call)).await.is_err() {
