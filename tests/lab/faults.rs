@@ -151,7 +151,6 @@ fn ignore_partition_splits_the_brain_and_the_heal_leaves_one_holder() {
 /// it (`blind`, src/proto/ignore.rs), so the keeper never sees a conflict and never re-announces; a client that
 /// learned the loser's MAC during the split keeps sending there (measured: no answer for the 4 s watched).
 #[test]
-#[ignore = "core bug: after a split-brain heal the keeper does not re-announce (src/proto/ignore.rs:37-52)"]
 fn after_a_split_brain_heal_the_keeper_announces_and_clients_reach_it_quickly() {
     let Some(seen) = split_brain_and_heal("hactl_ignore_garp", "hgar") else { return };
     let keeper = seen.keeper.as_str();

@@ -39,7 +39,23 @@ impl Agent {
                 error!("cannot persist protocol state: {e}; stopping before anything unsafe is sent");
                 e
             })?,
-            Event::PeerState { node, state } => info!(peer = %node, ?state, "peer"),
+            Event::PeerState { node, state } => {
+                info!(peer = %node, ?state, "peer");
+                if state == crate::proto::PeerState::Alive {
+                    // §4.8/§4.11: announce again on every change of peers. After a partition heals the peer that
+                    // yields may have been the last to announce, so clients still send to its MAC; the keeper
+                    // does not always see a conflict (the other side may yield first), so it re-announces here.
+                    let held: Vec<Name> = self
+                        .dispositions
+                        .iter()
+                        .filter(|(_, d)| **d == Disposition::Hold)
+                        .map(|(g, _)| g.clone())
+                        .collect();
+                    for group in held {
+                        self.reannounce(&group);
+                    }
+                }
+            }
             Event::ConfigDrift { node, digest } => {
                 let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                 warn!(peer = %node, digest = hex, "peer runs a different config");
