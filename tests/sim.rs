@@ -81,7 +81,8 @@ fn assert_caught(test: &str, scenario: Scenario, limit: u64, expect: &str) {
 #[test]
 fn sim_catches_acceptor_forgetting_its_promise() {
     let s = Scenario { bug: Some(PlantedBug::ForgetPromise), ..Scenario::majority(3, false) };
-    assert_caught("sim_catches_acceptor_forgetting_its_promise", s, 2000, "(a)");
+    // (h) sees the forgetful acceptor in the first quorum that counts it, before any overlap (a) can follow.
+    assert_caught("sim_catches_acceptor_forgetting_its_promise", s, 2000, "(h) quorum with a quarantined acceptor");
 }
 
 #[test]
@@ -112,7 +113,8 @@ fn sim_catches_holder_that_does_not_fence() {
 #[test]
 fn sim_catches_rollout_without_joint_majorities() {
     let s = Scenario { bug: Some(PlantedBug::NoJointMajority), rollout: true, ..Scenario::majority(3, false) };
-    assert_caught("sim_catches_rollout_without_joint_majorities", s, 400, "(a)");
+    // (h) judges each quorum against the voter sets still in use, before two holders (a) can result.
+    assert_caught("sim_catches_rollout_without_joint_majorities", s, 400, "(h) quorum without a majority");
 }
 
 fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
@@ -175,4 +177,63 @@ fn sim_bench_scale() {
         stats.bytes as f64 / 16.0 / secs,
         stats.datagrams as f64 / 16.0 / secs,
     );
+}
+
+#[test]
+fn sim_catches_quorum_with_quarantined_acceptor() {
+    let s = Scenario { bug: Some(PlantedBug::PrepareInQuarantine), ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_quorum_with_quarantined_acceptor", s, 400, "(h) quorum with a quarantined acceptor");
+}
+
+/// The (h) judge itself, on quorums no correct core produces: one node under two names, one identity on two
+/// nodes, a minority of the old voter set during a rollout, an adoption counting itself. A sound quorum passes.
+#[test]
+fn sim_quorum_judge_rejects_duplicates_and_minorities() {
+    use hactl::manifest::values::Name;
+    use hactl::proto::QuorumKind;
+    use hactl::proto::sim::quorum::{Counted, judge};
+    use hactl::proto::wire::NodeId;
+    let id = |n: u8| Some(NodeId([n; 16]));
+    let voter = |name: &str, node: usize, claimed: u8| Counted {
+        name: Name(name.into()),
+        node: Some(node),
+        claimed_id: id(claimed),
+        true_id: id(u8::try_from(node).unwrap()),
+        answered: true,
+        quarantined: false,
+    };
+    let set = |names: &[&str]| names.iter().map(|n| Name((*n).into())).collect::<std::collections::BTreeSet<_>>();
+    let old = set(&["n0", "n1", "n2"]);
+    let new = set(&["n0", "n1", "n2", "n3", "n4"]);
+    let sound = [voter("n0", 0, 0), voter("n1", 1, 1), voter("n3", 3, 3)];
+    assert_eq!(judge(QuorumKind::Accept, 0, &sound, &[new.clone(), old.clone()]), Ok(()));
+    let verdict = |q: &[Counted], sets: &[std::collections::BTreeSet<Name>], kind| {
+        judge(kind, 0, q, sets).err().map(|(label, _)| label).unwrap_or("accepted")
+    };
+    let two_names = [voter("n0", 0, 0), voter("n1", 1, 1), voter("n2", 1, 1)];
+    assert_eq!(
+        verdict(&two_names, std::slice::from_ref(&old), QuorumKind::Prepare),
+        "(h) quorum with a duplicated identity"
+    );
+    let cloned_uuid = [voter("n0", 0, 0), voter("n1", 1, 1), Counted { true_id: id(1), ..voter("n2", 2, 1) }];
+    assert_eq!(
+        verdict(&cloned_uuid, std::slice::from_ref(&old), QuorumKind::Prepare),
+        "(h) quorum with a duplicated identity"
+    );
+    let new_only = [voter("n0", 0, 0), voter("n3", 3, 3), voter("n4", 4, 4)];
+    assert_eq!(
+        verdict(&new_only, &[new.clone(), old.clone()], QuorumKind::Accept),
+        "(h) quorum without a majority of every voter set"
+    );
+    let quarantined = [voter("n0", 0, 0), Counted { quarantined: true, ..voter("n1", 1, 1) }];
+    assert_eq!(
+        verdict(&quarantined, std::slice::from_ref(&old), QuorumKind::Accept),
+        "(h) quorum with a quarantined acceptor"
+    );
+    let silent = [voter("n0", 0, 0), Counted { answered: false, ..voter("n1", 1, 1) }];
+    assert_eq!(
+        verdict(&silent, std::slice::from_ref(&old), QuorumKind::Accept),
+        "(h) quorum counts a voter that did not answer"
+    );
+    assert_eq!(verdict(&sound, &[old], QuorumKind::Adopt), "(h) adoption counts itself");
 }

@@ -58,6 +58,8 @@ pub(crate) struct Checker {
     /// a stop and an add, well below the lease).
     pub refill_gap: Duration,
     vacant_since: BTreeMap<LeaseKey, Duration>,
+    /// (h) yes-answers given: (key, ballot, Accept rather than Prepare) → (acceptor node, in quarantine then).
+    answers: HashMap<(LeaseKey, Ballot, bool), Vec<(usize, bool)>>,
 }
 
 fn violation(invariant: &'static str, at: Duration, detail: String) -> Violation {
@@ -68,6 +70,17 @@ impl Checker {
     /// Records an acceptor's accept.
     pub fn accepted(&mut self, key: LeaseKey, ballot: Ballot, at: Duration, until: Duration) {
         self.accepts.entry((key, ballot)).or_default().push((at, until));
+    }
+
+    /// (h) Records a yes-answer of node `node`'s acceptor, and whether it was quarantined (world truth).
+    pub fn answered(&mut self, key: LeaseKey, ballot: Ballot, accept: bool, node: usize, quarantined: bool) {
+        self.answers.entry((key, ballot, accept)).or_default().push((node, quarantined));
+    }
+
+    /// (h) Whether `node` answered yes to this ballot, and whether only while quarantined.
+    pub fn answer(&self, key: LeaseKey, ballot: Ballot, accept: bool, node: usize) -> (bool, bool) {
+        let mine = self.answers.get(&(key, ballot, accept)).into_iter().flatten().filter(|(n, _)| *n == node);
+        mine.fold((false, true), |(_, all_q), (_, q)| (true, all_q && *q))
     }
 
     /// (g) no ballot is reused across restarts.

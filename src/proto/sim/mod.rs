@@ -6,6 +6,7 @@
 //! liveness is checked against the failover budget.
 
 mod check;
+pub mod quorum;
 mod world;
 
 use std::collections::BTreeMap;

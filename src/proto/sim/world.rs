@@ -18,6 +18,7 @@ use super::check::{Checker, Kernel, Violation};
 use super::{Scenario, Stats, desired};
 
 mod step;
+mod truth;
 
 /// The failover budget of (b) after heal (DESIGN.md §4.12, generously): restarted nodes' grace, two exclusions
 /// (one of them a restarted acceptor's quarantine), the ranked waits, any strict wait, deadTime and a second.
@@ -82,6 +83,8 @@ pub(crate) struct SimNode {
     deadlines: BTreeMap<LeaseKey, Duration>,
     awaiting_adoption: BTreeSet<LeaseKey>,
     restarted_at: Duration,
+    /// World truth for (h): the real instant this incarnation's acceptor quarantine ends.
+    quarantine_end: Duration,
 }
 
 impl SimNode {
@@ -122,6 +125,7 @@ impl SimNode {
             deadlines: BTreeMap::new(),
             awaiting_adoption: BTreeSet::new(),
             restarted_at: Duration::ZERO,
+            quarantine_end: Duration::ZERO,
         }
     }
 }
@@ -185,6 +189,14 @@ pub(crate) struct World {
     op: Option<(Duration, usize, crate::proto::Operation)>,
     /// Whether `op` was issued.
     op_done: bool,
+    /// (h) The run's config versions in rollout order, the one each node runs, and when each was last left.
+    versions: Vec<truth::Version>,
+    running: Vec<usize>,
+    left: Vec<Option<Duration>>,
+    /// (h) How long an older voter set stays required after the last node left it: `D_A`.
+    joint_window: Duration,
+    /// (g) Ballots the core prepared during the current input, checked once its datagrams went out.
+    prepared: Vec<crate::proto::wire::Ballot>,
 }
 
 impl World {
@@ -246,6 +258,19 @@ impl World {
             };
             (heal_at + t.dead_time * 2, issuer, op)
         });
+        let mut versions: Vec<truth::Version> = Vec::new();
+        for state in [&old, &all] {
+            if let Some(c) = names.first().and_then(|(n, _)| cfg_for(state, n))
+                && !versions.iter().any(|v| v.digest == c.digest)
+            {
+                versions.push(truth::Version { digest: c.digest, voters: c.voters() });
+            }
+        }
+        let tm = final_cfgs.iter().map(Config::tm).max().unwrap_or_default().max(t.lease + t.margin);
+        let joint_window = tm.mul_f64((1.0 + drift) / (1.0 - drift));
+        let running =
+            nodes.iter().map(|x| versions.iter().position(|v| v.digest == x.cfg.digest).unwrap_or(0)).collect();
+        let left = vec![None; versions.len()];
         let mut checker = Checker::default();
         checker.strict = strict;
         checker.majority = s.policy == QuorumPolicy::Majority;
@@ -276,6 +301,11 @@ impl World {
             recorded: Vec::new(),
             op,
             op_done: false,
+            versions,
+            running,
+            left,
+            joint_window,
+            prepared: Vec::new(),
             s,
         }
     }

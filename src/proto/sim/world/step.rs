@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::proto::Operation;
 use crate::proto::wire::LeaseKey;
-use crate::proto::{Boot, Event, Input, Node, Trace};
+use crate::proto::{Boot, Event, Input, Node};
 
 use super::super::check::{KernelAddr, Violation};
 use super::super::node_address;
@@ -91,13 +91,10 @@ impl World {
         node.wake = wake.max(now + Duration::from_micros(100));
         let incarnation = node.incarnation;
         for t in traces {
-            match t {
-                Trace::Accepted { key, ballot, until } => {
-                    let until = self.nodes[i].real(until);
-                    self.checker.accepted(key, ballot, now, until);
-                }
-                Trace::Prepared { ballot } => self.checker.prepared(now, ballot, incarnation)?,
-            }
+            self.on_trace(i, t)?;
+        }
+        for ballot in std::mem::take(&mut self.prepared) {
+            self.checker.prepared(now, ballot, incarnation)?;
         }
         for e in events {
             if self.verbose && !matches!(e, Event::Persist(_)) {
@@ -299,7 +296,9 @@ impl World {
         if self.verbose {
             eprintln!("{:>12.6?} {} RESTART adopting={:?}", self.now, node.name, node.awaiting_adoption);
         }
+        node.quarantine_end = node.real(local + node.cfg.exclusion(node.persisted.max_tm));
         node.core = Some(Node::new(local, node.cfg.clone(), boot));
+        self.note_config(i);
         self.feed(i, Input::Timeout)
     }
 
@@ -309,6 +308,7 @@ impl World {
         let cfg = self.nodes[i].cfg.clone();
         if self.nodes[i].core.as_ref().is_some_and(|c| *c.config() != cfg) {
             self.feed(i, Input::Config(Box::new(cfg)))?;
+            self.note_config(i);
         }
         let inbox = std::mem::take(&mut self.nodes[i].inbox);
         for (from, bytes) in inbox {
@@ -338,6 +338,8 @@ impl World {
         node.awaiting_adoption.clear();
         node.hung_until = None;
         node.down_until = Some(now + down);
+        self.note_config(i);
+        let node = &mut self.nodes[i];
         if power {
             node.kernel.clear();
             node.boot_id = boot_id;
@@ -425,7 +427,11 @@ impl World {
             return Ok(());
         }
         self.nodes[i].cfg = fin.clone();
-        if self.nodes[i].up() { self.feed(i, Input::Config(Box::new(fin))) } else { Ok(()) }
+        if self.nodes[i].up() {
+            self.feed(i, Input::Config(Box::new(fin)))?;
+        }
+        self.note_config(i);
+        Ok(())
     }
 
     fn heal(&mut self) -> Result<(), Violation> {
