@@ -19,11 +19,13 @@ fn run_seeds(test: &str, scenario: &Scenario, default: u64) {
     let list = seeds(default);
     let mut datagrams = 0;
     let mut stale = 0;
+    let mut failed_writes = 0;
     for &seed in &list {
         match sim::run(seed, scenario) {
             Ok(stats) => {
                 datagrams += stats.datagrams;
                 stale += stats.stale_overlaps;
+                failed_writes += stats.failed_writes;
             }
             Err(v) => panic!(
                 "{test}: seed {seed} broke {v}\nreplay: HACTL_SIM_SEED={seed} cargo test --test main {test} -- --nocapture"
@@ -31,7 +33,8 @@ fn run_seeds(test: &str, scenario: &Scenario, default: u64) {
         }
     }
     println!(
-        "{test}: {} seeds passed in {:.1?} ({datagrams} datagrams, {stale} tolerated stale-address steps)",
+        "{test}: {} seeds passed in {:.1?} ({datagrams} datagrams, {stale} tolerated stale-address steps, \
+         {failed_writes} failed writes)",
         list.len(),
         started.elapsed()
     );
@@ -56,6 +59,17 @@ fn sim_majority_five_nodes() {
 fn sim_majority_rollout_joint() {
     let s = Scenario { rollout: true, ..Scenario::majority(3, false) };
     run_seeds("sim_majority_rollout_joint", &s, 1500);
+}
+
+/// The rollout also moves an address from g0 to the renamed g1 (invariant (i): one lease key per address).
+/// It fails today: leases are per group, keyed by the group's lowest address (docs/protocol.md, deviation 1), so
+/// a node still on the old config holds the moved address under g0's lease while a node on the new config adds
+/// it under g1's (first at seed 1 of 300). DESIGN.md §4.3 keys leases per address, which would prevent it.
+#[test]
+#[ignore = "known unsafe: an address moved between groups is held under two lease keys (docs/protocol.md)"]
+fn sim_majority_rollout_moves_address() {
+    let s = Scenario { rollout: true, move_address: true, ..Scenario::majority(3, false) };
+    run_seeds("sim_majority_rollout_moves_address", &s, 500);
 }
 
 #[test]
@@ -176,6 +190,19 @@ fn sim_bench_scale() {
         stats.core_cpu.as_secs_f64() * 100.0 / 16.0 / secs,
         stats.bytes as f64 / 16.0 / secs,
         stats.datagrams as f64 / 16.0 / secs,
+    );
+}
+
+/// The real agent exits when a write of the protocol state fails; one that carried on would send a Prepare whose
+/// ballot is not on disk, and a restart could then reuse it.
+#[test]
+fn sim_catches_agent_that_ignores_failed_writes() {
+    let s = Scenario { ignore_failed_writes: true, ..Scenario::majority(3, false) };
+    assert_caught(
+        "sim_catches_agent_that_ignores_failed_writes",
+        s,
+        100,
+        "(g) Prepare sent with an unpersisted ballot",
     );
 }
 

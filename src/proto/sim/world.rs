@@ -17,6 +17,7 @@ use crate::proto::{Node, Persisted};
 use super::check::{Checker, Kernel, Violation};
 use super::{Scenario, Stats, desired};
 
+mod disk;
 mod step;
 mod truth;
 
@@ -197,6 +198,10 @@ pub(crate) struct World {
     joint_window: Duration,
     /// (g) Ballots the core prepared during the current input, checked once its datagrams went out.
     prepared: Vec<crate::proto::wire::Ballot>,
+    /// (g) Probability that one write of the protocol state fails (fault phase only; zero in most seeds).
+    disk_fail: f64,
+    /// (i) The address → key map each config digest yields (every node must derive the same).
+    key_maps: std::collections::HashMap<[u8; 8], BTreeMap<IpAddr, LeaseKey>>,
 }
 
 impl World {
@@ -233,7 +238,12 @@ impl World {
             g.name = Name("g1-renamed".into());
             all.groups.insert(g.name.clone(), g);
         }
-        let old = desired(&s, &names[..total - extra], &prefer, &stickiness, strict, drift);
+        let mut old = desired(&s, &names[..total - extra], &prefer, &stickiness, strict, drift);
+        if s.rollout && s.move_address {
+            // An address moves from g0 to the renamed g1 (it is not either group's lowest, so neither key changes).
+            super::add_address(&mut old, "g0", super::MOVED_ADDRESS);
+            super::add_address(&mut all, "g1-renamed", super::MOVED_ADDRESS);
+        }
         let cfg_for = |state: &crate::manifest::DesiredState, n: &Name| Config::from_desired(state, n).ok();
         let mut nodes = Vec::new();
         let mut final_cfgs = Vec::new();
@@ -271,6 +281,8 @@ impl World {
         let running =
             nodes.iter().map(|x| versions.iter().position(|v| v.digest == x.cfg.digest).unwrap_or(0)).collect();
         let left = vec![None; versions.len()];
+        let faulty_disk = !s.crash_only && !s.measure_cpu && rng.chance(0.3);
+        let disk_fail = if faulty_disk || s.ignore_failed_writes { 0.002 + 0.05 * rng.unit() } else { 0.0 };
         let mut checker = Checker::default();
         checker.strict = strict;
         checker.majority = s.policy == QuorumPolicy::Majority;
@@ -306,6 +318,8 @@ impl World {
             left,
             joint_window,
             prepared: Vec::new(),
+            disk_fail,
+            key_maps: Default::default(),
             s,
         }
     }

@@ -6,7 +6,7 @@ use crate::proto::Operation;
 use crate::proto::wire::LeaseKey;
 use crate::proto::{Boot, Event, Input, Node};
 
-use super::super::check::{KernelAddr, Violation};
+use super::super::check::{Violation, holds};
 use super::super::node_address;
 use super::{Effect, Packet, World};
 use std::cmp::Reverse;
@@ -89,19 +89,22 @@ impl World {
         let timeout = core.poll_timeout();
         let wake = node.real(timeout);
         node.wake = wake.max(now + Duration::from_micros(100));
-        let incarnation = node.incarnation;
         for t in traces {
             self.on_trace(i, t)?;
         }
-        for ballot in std::mem::take(&mut self.prepared) {
-            self.checker.prepared(now, ballot, incarnation)?;
-        }
         for e in events {
-            if self.verbose && !matches!(e, Event::Persist(_)) {
+            if let Event::Persist(p) = e {
+                if !self.write(i, p) {
+                    return Ok(()); // the agent exited: nothing after the event happens, nothing is sent
+                }
+                continue;
+            }
+            if self.verbose {
                 eprintln!("{:>12.6?} {} {e:?}", now, self.nodes[i].name);
             }
             self.on_event(i, e)?;
         }
+        self.commit_prepared(i)?;
         for t in transmits {
             self.transmit(i, t.to, t.bytes);
         }
@@ -112,7 +115,6 @@ impl World {
         let now = self.now;
         let margin = self.s.timers.margin;
         match e {
-            Event::Persist(p) => self.nodes[i].persisted = p,
             Event::Acquired { key, deadline, ballot, .. }
             | Event::Renewed { key, deadline, ballot, .. }
             | Event::Adopted { key, deadline, ballot, .. } => {
@@ -138,7 +140,7 @@ impl World {
                 self.checker.lease(now, key, ballot, since, fence)?;
                 let node = &mut self.nodes[i];
                 node.deadlines.insert(key, deadline);
-                if matches!(e, Event::Acquired { .. }) || (adopted && !node.kernel.contains_key(&key)) {
+                if matches!(e, Event::Acquired { .. }) || (adopted && !holds(&node.kernel, key)) {
                     self.queue_slow(i, Effect::Add(key));
                 } else {
                     let at = now + self.rng.between(Duration::ZERO, 3 * MS);
@@ -194,14 +196,14 @@ impl World {
         let local = node.local(now);
         let live = node.deadlines.get(&key).copied().filter(|d| local + margin < *d);
         let adding = node.slow.iter().any(|e| matches!(e, Effect::Add(k) if *k == key));
-        match (delete, live, node.kernel.contains_key(&key) || !adding) {
+        match (delete, live, holds(&node.kernel, key) || !adding) {
             // Level-triggered like the reconciler: a live lease whose address is missing gets it (again).
             (false, Some(d), true) => {
                 let expires = now + self.lifetime(i, d - local);
-                self.nodes[i].kernel.insert(key, KernelAddr { expires, stale: false });
+                self.install(i, key, expires);
             }
             (true, _, _) | (false, None, true) => {
-                self.nodes[i].kernel.remove(&key);
+                self.nodes[i].kernel.retain(|_, a| a.key != key);
             }
             _ => {}
         }
@@ -223,12 +225,12 @@ impl World {
                 let local = node.local(now);
                 if let Some(d) = node.deadlines.get(&key).copied().filter(|d| local + self.s.timers.margin < *d) {
                     let expires = now + self.lifetime(i, d - local);
-                    self.nodes[i].kernel.insert(key, KernelAddr { expires, stale: false });
+                    self.install(i, key, expires);
                 }
                 Ok(())
             }
             Effect::Stop(group, key) => {
-                self.nodes[i].kernel.remove(&key);
+                self.nodes[i].kernel.retain(|_, a| a.key != key);
                 self.feed(i, Input::Stopped(group))
             }
         }
@@ -299,6 +301,7 @@ impl World {
         node.quarantine_end = node.real(local + node.cfg.exclusion(node.persisted.max_tm));
         node.core = Some(Node::new(local, node.cfg.clone(), boot));
         self.note_config(i);
+        self.check_keys(i)?;
         self.feed(i, Input::Timeout)
     }
 
@@ -309,6 +312,7 @@ impl World {
         if self.nodes[i].core.as_ref().is_some_and(|c| *c.config() != cfg) {
             self.feed(i, Input::Config(Box::new(cfg)))?;
             self.note_config(i);
+            self.check_keys(i)?;
         }
         let inbox = std::mem::take(&mut self.nodes[i].inbox);
         for (from, bytes) in inbox {
@@ -323,9 +327,9 @@ impl World {
         if self.verbose {
             eprintln!("{now:>12.6?} {} CRASH power={power} down={down:?}", self.nodes[i].name);
         }
-        for (key, a) in &self.nodes[i].kernel {
+        for a in self.nodes[i].kernel.values() {
             if !a.stale {
-                self.crashed_holder.insert(*key, (now, i));
+                self.crashed_holder.insert(a.key, (now, i));
             }
         }
         let boot_id = self.rng.below(u64::MAX);
@@ -431,6 +435,7 @@ impl World {
             self.feed(i, Input::Config(Box::new(fin)))?;
         }
         self.note_config(i);
+        self.check_keys(i)?;
         Ok(())
     }
 
@@ -486,12 +491,12 @@ impl World {
         match &self.op {
             Some((_, _, Operation::Standby { node })) => {
                 if let Some(n) = self.nodes.iter().find(|n| n.name == *node && !n.kernel.is_empty()) {
-                    return fail("(d) standby not obeyed", format!("{} still holds {:?}", n.name, n.kernel.keys()));
+                    return fail("(d) standby not obeyed", format!("{} still holds {:?}", n.name, n.kernel));
                 }
             }
             Some((_, _, Operation::Move { node, .. })) => {
                 let key = super::super::group_address(0);
-                if !self.nodes.iter().any(|n| n.name == *node && n.kernel.contains_key(&key)) {
+                if !self.nodes.iter().any(|n| n.name == *node && holds(&n.kernel, key)) {
                     return fail("(d) move not obeyed", format!("{node} does not hold {key}"));
                 }
             }

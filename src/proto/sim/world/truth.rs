@@ -8,7 +8,7 @@ use crate::manifest::values::Name;
 use crate::proto::wire::{Ballot, LeaseKey, NodeId};
 use crate::proto::{QuorumKind, Trace};
 
-use super::super::check::Violation;
+use super::super::check::{KernelAddr, Violation};
 use super::super::node_address;
 use super::super::quorum::{Counted, judge};
 use super::World;
@@ -98,5 +98,45 @@ impl World {
             }
         }
         sets
+    }
+}
+
+impl World {
+    /// The agent adds (or refreshes) every address of the group whose key is `key` in the config its core runs,
+    /// recording the key, and removes any it added under that key that the group no longer has.
+    pub(super) fn install(&mut self, i: usize, key: LeaseKey, expires: Duration) {
+        let node = &mut self.nodes[i];
+        let cfg = node.core.as_ref().map(|c| c.config()).unwrap_or(&node.cfg);
+        let addresses: Vec<std::net::IpAddr> =
+            cfg.groups.values().find(|g| g.key == key).map(|g| g.addresses.clone()).unwrap_or_default();
+        node.kernel.retain(|addr, a| a.key != key || addresses.contains(addr));
+        for addr in addresses {
+            node.kernel.insert(addr, KernelAddr { key, expires, stale: false });
+        }
+    }
+
+    /// After a config change the reconciler removes addresses whose group (by key) no longer has them, and (i)
+    /// every node derives the same key for an address from the same config.
+    pub(super) fn check_keys(&mut self, i: usize) -> Result<(), Violation> {
+        let node = &mut self.nodes[i];
+        let Some(cfg) = node.core.as_ref().map(|c| c.config()) else { return Ok(()) };
+        let mut keys = std::collections::BTreeMap::new();
+        for g in cfg.groups.values() {
+            for a in &g.addresses {
+                if keys.insert(*a, g.key).is_some_and(|k| k != g.key) {
+                    let detail = format!("{}: {a} is in two groups of one config", node.name);
+                    return Err(Violation { invariant: "(i) one address under two lease keys", at: self.now, detail });
+                }
+            }
+        }
+        node.kernel.retain(|addr, a| keys.get(addr) == Some(&a.key));
+        match self.key_maps.insert(cfg.digest, keys.clone()) {
+            Some(seen) if seen != keys => Err(Violation {
+                invariant: "(i) nodes derive different keys from one config",
+                at: self.now,
+                detail: format!("{}: {keys:?}, another node {seen:?}", node.name),
+            }),
+            _ => Ok(()),
+        }
     }
 }
