@@ -20,12 +20,15 @@ fn run_seeds(test: &str, scenario: &Scenario, default: u64) {
     let mut datagrams = 0;
     let mut stale = 0;
     let mut failed_writes = 0;
+    let (mut replays, mut after_restart) = (0, 0);
     for &seed in &list {
         match sim::run(seed, scenario) {
             Ok(stats) => {
                 datagrams += stats.datagrams;
                 stale += stats.stale_overlaps;
                 failed_writes += stats.failed_writes;
+                replays += stats.replays;
+                after_restart += stats.replays_after_restart;
             }
             Err(v) => panic!(
                 "{test}: seed {seed} broke {v}\nreplay: HACTL_SIM_SEED={seed} cargo test --test main {test} -- --nocapture"
@@ -34,7 +37,7 @@ fn run_seeds(test: &str, scenario: &Scenario, default: u64) {
     }
     println!(
         "{test}: {} seeds passed in {:.1?} ({datagrams} datagrams, {stale} tolerated stale-address steps, \
-         {failed_writes} failed writes)",
+         {failed_writes} failed writes, {replays} replays changed nothing, {after_restart} of them after a restart)",
         list.len(),
         started.elapsed()
     );
@@ -70,6 +73,16 @@ fn sim_majority_rollout_joint() {
 fn sim_majority_rollout_moves_address() {
     let s = Scenario { rollout: true, move_address: true, ..Scenario::majority(3, false) };
     run_seeds("sim_majority_rollout_moves_address", &s, 500);
+}
+
+/// (l) for datagrams recorded before their receiver's restart. It fails today: a restarted core starts every
+/// peer's replay window afresh, so a datagram of the sender's current (or, if it has not been heard since, an
+/// older) incarnation that the receiver processed before its restart is accepted again (first at seed 0).
+#[test]
+#[ignore = "known gap: replay windows do not survive the receiver's restart (docs/protocol.md)"]
+fn sim_replay_across_receiver_restart_changes_nothing() {
+    let s = Scenario { replay_across_receiver_restart: true, ..Scenario::majority(3, false) };
+    run_seeds("sim_replay_across_receiver_restart_changes_nothing", &s, 300);
 }
 
 #[test]

@@ -23,7 +23,7 @@ enum InputKind {
 }
 
 /// The protocol core of one node.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Node {
     pub(super) cfg: Config,
     /// Voter sets of previous configs until every voter reports the new digest (joint majorities, §4.4).

@@ -18,6 +18,7 @@ use super::check::{Checker, Kernel, Violation};
 use super::{Scenario, Stats, desired};
 
 mod disk;
+mod replay;
 mod step;
 mod truth;
 
@@ -185,7 +186,7 @@ pub(crate) struct World {
     /// `HACTL_SIM_TRACE=1`: print every event (replaying one seed).
     verbose: bool,
     /// Recently sent datagrams, for replay attacks: (from, to, bytes).
-    recorded: Vec<(usize, usize, Vec<u8>)>,
+    recorded: Vec<replay::Recorded>,
     /// (d) The operator operation issued after heal: when, by which node, what.
     op: Option<(Duration, usize, crate::proto::Operation)>,
     /// Whether `op` was issued.

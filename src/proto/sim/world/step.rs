@@ -8,6 +8,7 @@ use crate::proto::{Boot, Event, Input, Node};
 
 use super::super::check::{Violation, holds};
 use super::super::node_address;
+use super::replay::Output;
 use super::{Effect, Packet, World};
 use std::cmp::Reverse;
 
@@ -74,21 +75,20 @@ impl World {
         #[allow(clippy::disallowed_methods)]
         let started = self.s.measure_cpu.then(std::time::Instant::now);
         core.handle(local, input);
-        let mut events = Vec::new();
-        while let Some(e) = core.poll_event() {
-            events.push(e);
-        }
-        let mut transmits = Vec::new();
-        while let Some(t) = core.poll_transmit() {
-            transmits.push(t);
-        }
+        let out = Output::drain(core);
         if let Some(s) = started {
             self.stats.core_cpu += s.elapsed();
         }
-        let traces = core.drain_trace();
-        let timeout = core.poll_timeout();
-        let wake = node.real(timeout);
-        node.wake = wake.max(now + Duration::from_micros(100));
+        self.carry_out(i, out)
+    }
+
+    /// Carries out what node `i`'s core asked after one input: trace entries to the checker, events in order
+    /// (persistence first), then the datagrams.
+    pub(super) fn carry_out(&mut self, i: usize, out: Output) -> Result<(), Violation> {
+        let now = self.now;
+        let Output { events, transmits, traces, timeout } = out;
+        let wake = self.nodes[i].real(timeout);
+        self.nodes[i].wake = wake.max(now + Duration::from_micros(100));
         for t in traces {
             self.on_trace(i, t)?;
         }
@@ -240,12 +240,6 @@ impl World {
         let Some(to) = (0..self.nodes.len()).find(|j| node_address(*j) == to) else { return };
         self.stats.datagrams += 1;
         self.stats.bytes += bytes.len() as u64;
-        if self.recorded.len() < 256 {
-            self.recorded.push((from, to, bytes.clone()));
-        } else if self.rng.chance(0.05) {
-            let slot = usize::try_from(self.rng.below(256)).unwrap_or(0);
-            self.recorded[slot] = (from, to, bytes.clone());
-        }
         if self.blocked[from][to] || self.rng.chance(self.loss) {
             return;
         }
@@ -267,6 +261,7 @@ impl World {
             node.inbox.push((node_address(p.from), p.bytes));
             return Ok(());
         }
+        self.record(p.from, p.to, &p.bytes);
         self.feed(p.to, Input::Datagram { from: node_address(p.from), bytes: &p.bytes })
     }
 
@@ -316,6 +311,9 @@ impl World {
         }
         let inbox = std::mem::take(&mut self.nodes[i].inbox);
         for (from, bytes) in inbox {
+            if let Some(j) = (0..self.nodes.len()).find(|j| node_address(*j) == from) {
+                self.record(j, i, &bytes);
+            }
             self.feed(i, Input::Datagram { from, bytes: &bytes })?;
         }
         self.feed(i, Input::Timeout)
@@ -406,22 +404,10 @@ impl World {
                 self.dup = 0.1 * self.rng.unit();
                 self.delay = (Duration::from_micros(100), self.rng.between(MS, 60 * MS));
             }
-            7 => self.replay(),
+            7 => return self.replay(),
             _ => return self.roll_out(i),
         }
         Ok(())
-    }
-
-    /// (l) An attacker on the wire replays a few recorded datagrams, possibly from before a restart.
-    fn replay(&mut self) {
-        for _ in 0..8 {
-            let Some(len) = u64::try_from(self.recorded.len()).ok().filter(|l| *l > 0) else { return };
-            let slot = usize::try_from(self.rng.below(len)).unwrap_or(0);
-            let (from, to, bytes) = self.recorded[slot].clone();
-            let at = self.now + self.rng.between(Duration::ZERO, 20 * MS);
-            self.seq += 1;
-            self.net.push(Reverse(Packet { at, seq: self.seq, from, to, bytes }));
-        }
     }
 
     /// Gives node `i` the final config (a rollout reaches nodes one at a time).
