@@ -67,7 +67,7 @@ fn sim_majority_rollout_joint() {
 /// The rollout also moves an address from g0 to the renamed g1 (invariant (i): one lease key per address).
 /// It fails today: leases are per group, keyed by the group's lowest address (docs/protocol.md, deviation 1), so
 /// a node still on the old config holds the moved address under g0's lease while a node on the new config adds
-/// it under g1's (first at seed 1 of 300). DESIGN.md §4.3 keys leases per address, which would prevent it.
+/// it under g1's (first at seed 4). DESIGN.md §4.3 keys leases per address, which would prevent it.
 #[test]
 #[ignore = "known unsafe: an address moved between groups is held under two lease keys (docs/protocol.md)"]
 fn sim_majority_rollout_moves_address() {
@@ -77,7 +77,8 @@ fn sim_majority_rollout_moves_address() {
 
 /// (l) for datagrams recorded before their receiver's restart. It fails today: a restarted core starts every
 /// peer's replay window afresh, so a datagram of the sender's current (or, if it has not been heard since, an
-/// older) incarnation that the receiver processed before its restart is accepted again (first at seed 0).
+/// older) incarnation that the receiver processed before its restart is accepted again (first at seed 2: a
+/// restarted n1 takes n0's datagram from n0's previous life as n0 being alive).
 #[test]
 #[ignore = "known gap: replay windows do not survive the receiver's restart (docs/protocol.md)"]
 fn sim_replay_across_receiver_restart_changes_nothing() {
