@@ -139,7 +139,7 @@ pub struct Stats {
     pub stale_overlaps: u64,
     /// Writes of the protocol state that failed (each one ended its agent, invariant (g)).
     pub failed_writes: u64,
-    /// Replayed datagrams checked to change nothing (invariant (l)), and how many of them from before a restart.
+    /// Replayed datagrams checked to change nothing (invariant (l)).
     pub replays: u64,
     /// Of `replays`, those recorded before the receiver's or the sender's restart.
     pub replays_after_restart: u64,

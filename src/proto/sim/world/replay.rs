@@ -92,10 +92,11 @@ impl World {
 
     fn replay_one(&mut self, r: &Recorded) -> Result<(), Violation> {
         let now = self.now;
-        let after = match (
+        let restarts = (
             self.nodes[r.to].incarnation != r.receiver_incarnation,
             self.nodes[r.from].incarnation != r.sender_incarnation,
-        ) {
+        );
+        let after = match restarts {
             (true, true) => "both restarts",
             (true, false) => "the receiver's restart",
             (false, true) => "the sender's restart",
@@ -110,7 +111,7 @@ impl World {
         core.handle(local, Input::Datagram { from: node_address(r.from), bytes: &r.bytes });
         let got = (core.fingerprint(), Output::drain(core));
         self.stats.replays += 1;
-        if after != "no restart" {
+        if restarts.0 || restarts.1 {
             self.stats.replays_after_restart += 1;
         }
         let what = if got.0 != expected.0 {
