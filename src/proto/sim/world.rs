@@ -269,18 +269,10 @@ impl World {
             };
             (heal_at + t.dead_time * 2, issuer, op)
         });
-        let mut versions: Vec<truth::Version> = Vec::new();
-        for state in [&old, &all] {
-            if let Some(c) = names.first().and_then(|(n, _)| cfg_for(state, n))
-                && !versions.iter().any(|v| v.digest == c.digest)
-            {
-                versions.push(truth::Version { digest: c.digest, voters: c.voters() });
-            }
-        }
+        let versions = truth::Version::of_run(&[&old, &all], names.first().map(|(n, _)| n));
         let tm = final_cfgs.iter().map(Config::tm).max().unwrap_or_default().max(t.lease + t.margin);
         let joint_window = tm.mul_f64((1.0 + drift) / (1.0 - drift));
-        let running =
-            nodes.iter().map(|x| versions.iter().position(|v| v.digest == x.cfg.digest).unwrap_or(0)).collect();
+        let running = nodes.iter().map(|x| truth::Version::index(&versions, x.cfg.digest)).collect();
         let left = vec![None; versions.len()];
         let faulty_disk = !s.crash_only && !s.measure_cpu && rng.chance(0.3);
         let disk_fail = if faulty_disk || s.ignore_failed_writes { 0.002 + 0.05 * rng.unit() } else { 0.0 };

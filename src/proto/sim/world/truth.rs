@@ -19,6 +19,26 @@ pub(crate) struct Version {
     pub voters: BTreeSet<Name>,
 }
 
+impl Version {
+    /// The distinct configs of a run, in rollout order, as derived for node `me`.
+    pub fn of_run(states: &[&crate::manifest::DesiredState], me: Option<&Name>) -> Vec<Version> {
+        let mut versions: Vec<Version> = Vec::new();
+        for state in states {
+            if let Some(c) = me.and_then(|n| crate::proto::Config::from_desired(state, n).ok())
+                && !versions.iter().any(|v| v.digest == c.digest)
+            {
+                versions.push(Version { digest: c.digest, voters: c.voters() });
+            }
+        }
+        versions
+    }
+
+    /// The position of the config with this digest (unknown digests count as the first).
+    pub fn index(versions: &[Version], digest: [u8; 8]) -> usize {
+        versions.iter().position(|v| v.digest == digest).unwrap_or(0)
+    }
+}
+
 impl World {
     /// Handles one trace entry of node `i`'s core (in the order the core produced them).
     pub(super) fn on_trace(&mut self, i: usize, t: Trace) -> Result<(), Violation> {
@@ -71,7 +91,7 @@ impl World {
     pub(super) fn version_of(&self, i: usize) -> usize {
         let n = &self.nodes[i];
         let digest = n.core.as_ref().map(|c| c.config().digest).unwrap_or(n.cfg.digest);
-        self.versions.iter().position(|v| v.digest == digest).unwrap_or(0)
+        Version::index(&self.versions, digest)
     }
 
     /// Notes a possible change of the config node `i` runs (the joint phase of (h) follows it).
