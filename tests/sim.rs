@@ -19,11 +19,16 @@ fn run_seeds(test: &str, scenario: &Scenario, default: u64) {
     let list = seeds(default);
     let mut datagrams = 0;
     let mut stale = 0;
+    let mut failed_writes = 0;
+    let (mut replays, mut after_restart) = (0, 0);
     for &seed in &list {
         match sim::run(seed, scenario) {
             Ok(stats) => {
                 datagrams += stats.datagrams;
                 stale += stats.stale_overlaps;
+                failed_writes += stats.failed_writes;
+                replays += stats.replays;
+                after_restart += stats.replays_after_restart;
             }
             Err(v) => panic!(
                 "{test}: seed {seed} broke {v}\nreplay: HACTL_SIM_SEED={seed} cargo test --test main {test} -- --nocapture"
@@ -31,7 +36,8 @@ fn run_seeds(test: &str, scenario: &Scenario, default: u64) {
         }
     }
     println!(
-        "{test}: {} seeds passed in {:.1?} ({datagrams} datagrams, {stale} tolerated stale-address steps)",
+        "{test}: {} seeds passed in {:.1?} ({datagrams} datagrams, {stale} tolerated stale-address steps, \
+         {failed_writes} failed writes, {replays} replays changed nothing, {after_restart} of them recorded before a restart)",
         list.len(),
         started.elapsed()
     );
@@ -58,6 +64,28 @@ fn sim_majority_rollout_joint() {
     run_seeds("sim_majority_rollout_joint", &s, 1500);
 }
 
+/// The rollout also moves an address from g0 to the renamed g1 (invariant (i): one lease key per address).
+/// It fails today: leases are per group, keyed by the group's lowest address (docs/protocol.md, deviation 1), so
+/// a node still on the old config holds the moved address under g0's lease while a node on the new config adds
+/// it under g1's (first at seed 4). DESIGN.md §4.3 keys leases per address, which would prevent it.
+#[test]
+#[ignore = "known unsafe: an address moved between groups is held under two lease keys (docs/protocol.md)"]
+fn sim_majority_rollout_moves_address() {
+    let s = Scenario { rollout: true, move_address: true, ..Scenario::majority(3, false) };
+    run_seeds("sim_majority_rollout_moves_address", &s, 500);
+}
+
+/// (l) for datagrams recorded before their receiver's restart. It fails today: a restarted core starts every
+/// peer's replay window afresh, so a datagram of the sender's current (or, if it has not been heard since, an
+/// older) incarnation that the receiver processed before its restart is accepted again (first at seed 2: a
+/// restarted n1 takes n0's datagram from n0's previous life as n0 being alive).
+#[test]
+#[ignore = "known gap: replay windows do not survive the receiver's restart (docs/protocol.md)"]
+fn sim_replay_across_receiver_restart_changes_nothing() {
+    let s = Scenario { replay_across_receiver_restart: true, ..Scenario::majority(3, false) };
+    run_seeds("sim_replay_across_receiver_restart_changes_nothing", &s, 300);
+}
+
 #[test]
 fn sim_ignore_two_nodes_converge() {
     run_seeds("sim_ignore_two_nodes_converge", &Scenario::ignore_pair(), 1500);
@@ -81,7 +109,8 @@ fn assert_caught(test: &str, scenario: Scenario, limit: u64, expect: &str) {
 #[test]
 fn sim_catches_acceptor_forgetting_its_promise() {
     let s = Scenario { bug: Some(PlantedBug::ForgetPromise), ..Scenario::majority(3, false) };
-    assert_caught("sim_catches_acceptor_forgetting_its_promise", s, 2000, "(a)");
+    // (h) sees the forgetful acceptor in the first quorum that counts it, before any overlap (a) can follow.
+    assert_caught("sim_catches_acceptor_forgetting_its_promise", s, 2000, "(h) quorum with a quarantined acceptor");
 }
 
 #[test]
@@ -90,17 +119,21 @@ fn sim_catches_timer_started_at_accept_quorum() {
     assert_caught("sim_catches_timer_started_at_accept_quorum", s, 400, "(f)");
 }
 
-/// Starting the timer at the Prepare quorum is *not* unsafe in this protocol: every acceptor starts its exclusion
-/// when it receives Accept, which is sent after the Prepare quorum, so the holder's deadline still comes first.
-/// The issue lists it as a bug to catch; the simulation instead confirms the argument (no seed breaks (a) or (f)),
-/// and this test fails if that ever changes. The deadline-before-Prepare rule is kept (DESIGN.md §4.3) because
-/// the persisted adoption deadline must not be later than the acceptors' view.
+/// Starting the timer at the Prepare quorum is *not* unsafe in this protocol (docs/protocol.md, deviation 8): the
+/// lease needs only `t0 ≤` every quorum acceptor's accept, and no path sends Accept before that quorum (adoption
+/// sends Accept without Prepare, but sets its own `t0` first). The persisted adoption deadline stays the earlier
+/// one (written before Prepare), the kernel lifetime is at most ⌈T⌉ from any refresh either way, and the strict wait
+/// counts from acquiring. The simulation confirms it with every check on ((a), (f), (g), (h), (j), (l)), including
+/// crashes with adoption, strict runs and rollouts; this test fails if that ever changes.
 #[test]
 fn sim_timer_at_prepare_quorum_is_not_unsafe_here() {
-    let s = Scenario { bug: Some(PlantedBug::LateTimer), ..Scenario::majority(3, false) };
-    let caught = first_catch(&s, 300);
-    println!("sim_timer_at_prepare_quorum_is_not_unsafe_here: 300 seeds, first failure {caught:?}");
-    assert_eq!(caught, None);
+    let plain = Scenario { bug: Some(PlantedBug::LateTimer), ..Scenario::majority(3, false) };
+    let rollout = Scenario { rollout: true, ..plain.clone() };
+    for (label, s) in [("3 nodes", plain), ("rollout", rollout)] {
+        let caught = first_catch(&s, 300);
+        println!("sim_timer_at_prepare_quorum_is_not_unsafe_here ({label}): 300 seeds, first failure {caught:?}");
+        assert_eq!(caught, None);
+    }
 }
 
 #[test]
@@ -112,7 +145,8 @@ fn sim_catches_holder_that_does_not_fence() {
 #[test]
 fn sim_catches_rollout_without_joint_majorities() {
     let s = Scenario { bug: Some(PlantedBug::NoJointMajority), rollout: true, ..Scenario::majority(3, false) };
-    assert_caught("sim_catches_rollout_without_joint_majorities", s, 400, "(a)");
+    // (h) judges each quorum against the voter sets still in use, before two holders (a) can result.
+    assert_caught("sim_catches_rollout_without_joint_majorities", s, 400, "(h) quorum without a majority");
 }
 
 fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
@@ -175,4 +209,76 @@ fn sim_bench_scale() {
         stats.bytes as f64 / 16.0 / secs,
         stats.datagrams as f64 / 16.0 / secs,
     );
+}
+
+/// The real agent exits when a write of the protocol state fails; one that carried on would send a Prepare whose
+/// ballot is not on disk, and a restart could then reuse it.
+#[test]
+fn sim_catches_agent_that_ignores_failed_writes() {
+    let s = Scenario { ignore_failed_writes: true, ..Scenario::majority(3, false) };
+    assert_caught(
+        "sim_catches_agent_that_ignores_failed_writes",
+        s,
+        100,
+        "(g) Prepare sent with an unpersisted ballot",
+    );
+}
+
+#[test]
+fn sim_catches_quorum_with_quarantined_acceptor() {
+    let s = Scenario { bug: Some(PlantedBug::PrepareInQuarantine), ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_quorum_with_quarantined_acceptor", s, 400, "(h) quorum with a quarantined acceptor");
+}
+
+/// The (h) judge itself, on quorums no correct core produces: one node under two names, one identity on two
+/// nodes, a minority of the old voter set during a rollout, an adoption counting itself. A sound quorum passes.
+#[test]
+fn sim_quorum_judge_rejects_duplicates_and_minorities() {
+    use hactl::manifest::values::Name;
+    use hactl::proto::QuorumKind;
+    use hactl::proto::sim::quorum::{Counted, judge};
+    use hactl::proto::wire::NodeId;
+    let id = |n: u8| Some(NodeId([n; 16]));
+    let voter = |name: &str, node: usize, claimed: u8| Counted {
+        name: Name(name.into()),
+        node: Some(node),
+        claimed_id: id(claimed),
+        true_id: id(u8::try_from(node).unwrap()),
+        answered: true,
+        quarantined: false,
+    };
+    let set = |names: &[&str]| names.iter().map(|n| Name((*n).into())).collect::<std::collections::BTreeSet<_>>();
+    let old = set(&["n0", "n1", "n2"]);
+    let new = set(&["n0", "n1", "n2", "n3", "n4"]);
+    let sound = [voter("n0", 0, 0), voter("n1", 1, 1), voter("n3", 3, 3)];
+    assert_eq!(judge(QuorumKind::Accept, 0, &sound, &[new.clone(), old.clone()]), Ok(()));
+    let verdict = |q: &[Counted], sets: &[std::collections::BTreeSet<Name>], kind| {
+        judge(kind, 0, q, sets).err().map(|(label, _)| label).unwrap_or("accepted")
+    };
+    let two_names = [voter("n0", 0, 0), voter("n1", 1, 1), voter("n2", 1, 1)];
+    assert_eq!(
+        verdict(&two_names, std::slice::from_ref(&old), QuorumKind::Prepare),
+        "(h) quorum with a duplicated identity"
+    );
+    let cloned_uuid = [voter("n0", 0, 0), voter("n1", 1, 1), Counted { true_id: id(1), ..voter("n2", 2, 1) }];
+    assert_eq!(
+        verdict(&cloned_uuid, std::slice::from_ref(&old), QuorumKind::Prepare),
+        "(h) quorum with a duplicated identity"
+    );
+    let new_only = [voter("n0", 0, 0), voter("n3", 3, 3), voter("n4", 4, 4)];
+    assert_eq!(
+        verdict(&new_only, &[new.clone(), old.clone()], QuorumKind::Accept),
+        "(h) quorum without a majority of every voter set"
+    );
+    let quarantined = [voter("n0", 0, 0), Counted { quarantined: true, ..voter("n1", 1, 1) }];
+    assert_eq!(
+        verdict(&quarantined, std::slice::from_ref(&old), QuorumKind::Accept),
+        "(h) quorum with a quarantined acceptor"
+    );
+    let silent = [voter("n0", 0, 0), Counted { answered: false, ..voter("n1", 1, 1) }];
+    assert_eq!(
+        verdict(&silent, std::slice::from_ref(&old), QuorumKind::Accept),
+        "(h) quorum counts a voter that did not answer"
+    );
+    assert_eq!(verdict(&sound, &[old], QuorumKind::Adopt), "(h) adoption counts itself");
 }

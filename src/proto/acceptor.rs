@@ -20,6 +20,9 @@ pub enum PlantedBug {
     NoFence,
     /// During a rollout the proposer counts only the new voter set (no joint majorities).
     NoJointMajority,
+    /// A restarted acceptor honours its quarantine for Accept but answers Prepare at once (a half-applied
+    /// quarantine): quorums then count a quarantined acceptor (invariant (h)).
+    PrepareInQuarantine,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +41,8 @@ pub(crate) struct Acceptor {
     /// The largest `T + m` ever seen (own configs included).
     pub max_tm: Duration,
     drift: f64,
+    /// Simulation self-test only (`PrepareInQuarantine`).
+    pub bug: Option<PlantedBug>,
 }
 
 fn ms(d: Duration) -> u32 {
@@ -46,7 +51,7 @@ fn ms(d: Duration) -> u32 {
 
 impl Acceptor {
     pub fn new(quarantine_until: Duration, max_tm: Duration, drift: f64) -> Acceptor {
-        Acceptor { slots: HashMap::new(), quarantine_until, max_tm, drift }
+        Acceptor { slots: HashMap::new(), quarantine_until, max_tm, drift, bug: None }
     }
 
     /// `D_A` for the largest `T + m` seen.
@@ -84,7 +89,7 @@ impl Acceptor {
     /// Phase 1. `None`: quarantined, stay silent. A live lease of another holder is reported without raising the
     /// promise (PreVote-style), with its time left.
     pub fn on_prepare(&mut self, now: Duration, from: NodeId, p: &Proposal) -> Option<Answer> {
-        if now < self.quarantine_until {
+        if now < self.quarantine_until && self.bug != Some(PlantedBug::PrepareInQuarantine) {
             return None;
         }
         let b = Ballot { round: p.round, node: from };

@@ -64,9 +64,21 @@ pub struct Boot {
     pub trace: bool,
 }
 
+/// Which quorum a [`Trace::Quorum`] reports: the checker judges each the same way, adoption also without ourselves.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuorumKind {
+    /// Promises that made the proposer send Accept.
+    Prepare,
+    /// Accepts that established or renewed a lease.
+    Accept,
+    /// Accepts of the other voters that confirmed an adoption after a restart (§4.7).
+    Adopt,
+}
+
 /// What the simulation's checker observes inside a core (never used by the agent).
 #[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trace {
     /// This node's acceptor accepted `ballot` on `key` and excludes others until `until` (lease clock).
     Accepted {
@@ -81,6 +93,27 @@ pub enum Trace {
     Prepared {
         /// The ballot.
         ballot: Ballot,
+    },
+    /// This node's acceptor promised `ballot` on `key`.
+    Promised {
+        /// The key.
+        key: LeaseKey,
+        /// The ballot promised.
+        ballot: Ballot,
+    },
+    /// This node's proposer acted on a quorum (invariant (h)): the voters it counted, with the identity it
+    /// believes each has, and the voter sets it required a majority of.
+    Quorum {
+        /// The key.
+        key: LeaseKey,
+        /// The round's ballot.
+        ballot: Ballot,
+        /// Which quorum.
+        kind: QuorumKind,
+        /// Every voter counted: name and the identity this node associates with it.
+        voters: Vec<(Name, Option<NodeId>)>,
+        /// The voter sets a majority of each was required.
+        sets: Vec<BTreeSet<Name>>,
     },
 }
 

@@ -11,7 +11,7 @@ use crate::manifest::values::Name;
 
 use super::acceptor::PlantedBug;
 use super::config::Config;
-use super::io::{AdoptionRecord, Event};
+use super::io::{AdoptionRecord, Event, QuorumKind};
 use super::node::Node;
 use super::placement::{self, Candidate};
 use super::wire::{Answer, Ballot, LeaseKey, Proposal, Record};
@@ -405,6 +405,7 @@ impl Node {
             if a.ok {
                 l.promises.insert(from.clone());
                 if self.is_quorum(&l.promises) {
+                    self.trace_quorum(a.key, l.ballot, QuorumKind::Prepare, &l.promises);
                     if self.bug == Some(PlantedBug::LateTimer) {
                         l.t0 = now; // planted bug: the timer starts at the Prepare quorum
                     }
@@ -429,6 +430,8 @@ impl Node {
                     l.accepts.remove(&self.cfg.me); // §4.7: a majority of the *other* voters
                 }
                 if self.is_quorum(&l.accepts) {
+                    let kind = if l.adopting { QuorumKind::Adopt } else { QuorumKind::Accept };
+                    self.trace_quorum(a.key, l.ballot, kind, &l.accepts);
                     self.established(now, &group, &mut l);
                 }
             } else {

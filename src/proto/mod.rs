@@ -15,11 +15,12 @@ mod node;
 pub mod ops;
 pub mod placement;
 pub mod sim;
+mod trace;
 pub mod wire;
 
 pub use acceptor::PlantedBug;
 pub use config::{Config, ConfigError};
-pub use io::{AdoptionRecord, Boot, Event, Input, Persisted, Trace, Transmit};
+pub use io::{AdoptionRecord, Boot, Event, Input, Persisted, QuorumKind, Trace, Transmit};
 pub use membership::PeerState;
 pub use node::Node;
 pub use ops::Operation;

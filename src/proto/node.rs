@@ -23,7 +23,7 @@ enum InputKind {
 }
 
 /// The protocol core of one node.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Node {
     pub(super) cfg: Config,
     /// Voter sets of previous configs until every voter reports the new digest (joint majorities, §4.4).
@@ -31,14 +31,14 @@ pub struct Node {
     pub(super) id: NodeId,
     pub(super) incarnation: u64,
     pub(super) boot_id: u64,
-    seq: u64,
+    pub(super) seq: u64,
     keys: Keys,
     pub(super) started: Duration,
     pub(super) members: Membership,
     pub(super) acceptor: Acceptor,
     pub(super) leases: BTreeMap<Name, Lease>,
     pub(super) persisted: Persisted,
-    next_heartbeat: Duration,
+    pub(super) next_heartbeat: Duration,
     pub(super) out: BTreeMap<Name, Vec<Record>>,
     transmits: VecDeque<Transmit>,
     pub(super) events: VecDeque<Event>,
@@ -52,7 +52,7 @@ pub struct Node {
     pub(super) joint_unknown: bool,
     /// When every voter reported our digest, the joint phase still lasts until leases granted by an old-only
     /// majority have run out: this instant.
-    joint_exit_at: Option<Duration>,
+    pub(super) joint_exit_at: Option<Duration>,
     /// Releases still repeated in heartbeats, until when.
     pub(super) releases: Vec<(Record, Duration)>,
     /// Replicated operations and failcounts.
@@ -89,7 +89,8 @@ impl Node {
         }
         persisted.voters = voters;
         persisted.joint_old = old_voters.clone();
-        let acceptor = Acceptor::new(quarantine, persisted.max_tm, cfg.drift);
+        let mut acceptor = Acceptor::new(quarantine, persisted.max_tm, cfg.drift);
+        acceptor.bug = boot.bug;
         let members = Membership::new(cfg.nodes.keys(), &cfg.me);
         let mut node = Node {
             old_voters,
@@ -399,6 +400,11 @@ impl Node {
                 self.see_round(p.round);
                 self.see_tm(Duration::from_millis(u64::from(p.tm_ms)));
                 if let Some(a) = self.acceptor.on_prepare(now, id, &p) {
+                    if a.ok
+                        && let Some(t) = self.trace.as_mut()
+                    {
+                        t.push(Trace::Promised { key: p.key, ballot: Ballot { round: p.round, node: id } });
+                    }
                     self.send(from, Record::Promise(a));
                 }
             }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::proto::wire::{Ballot, LeaseKey};
@@ -23,9 +24,11 @@ impl fmt::Display for Violation {
     }
 }
 
-/// A floating address configured in a simulated kernel.
+/// A floating address configured in a simulated kernel, with the lease key it was added under (invariant (i)).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KernelAddr {
+    /// The lease key of the group the agent added it for.
+    pub key: LeaseKey,
     /// Real time at which the kernel's lifetime runs out.
     pub expires: Duration,
     /// Set while its agent is hung or crashed: only the kernel lifetime bounds it (non-strict).
@@ -33,7 +36,12 @@ pub(crate) struct KernelAddr {
 }
 
 /// One node's kernel: floating addresses configured with carrier.
-pub(crate) type Kernel = BTreeMap<LeaseKey, KernelAddr>;
+pub(crate) type Kernel = BTreeMap<IpAddr, KernelAddr>;
+
+/// Whether a kernel holds any address under `key`.
+pub(crate) fn holds(k: &Kernel, key: LeaseKey) -> bool {
+    k.values().any(|a| a.key == key)
+}
 
 /// Invariant state across a run.
 #[derive(Debug, Default)]
@@ -58,6 +66,8 @@ pub(crate) struct Checker {
     /// a stop and an add, well below the lease).
     pub refill_gap: Duration,
     vacant_since: BTreeMap<LeaseKey, Duration>,
+    /// (h) yes-answers given: (key, ballot, Accept rather than Prepare) → (acceptor node, in quarantine then).
+    answers: HashMap<(LeaseKey, Ballot, bool), Vec<(usize, bool)>>,
 }
 
 fn violation(invariant: &'static str, at: Duration, detail: String) -> Violation {
@@ -68,6 +78,17 @@ impl Checker {
     /// Records an acceptor's accept.
     pub fn accepted(&mut self, key: LeaseKey, ballot: Ballot, at: Duration, until: Duration) {
         self.accepts.entry((key, ballot)).or_default().push((at, until));
+    }
+
+    /// (h) Records a yes-answer of node `node`'s acceptor, and whether it was quarantined (world truth).
+    pub fn answered(&mut self, key: LeaseKey, ballot: Ballot, accept: bool, node: usize, quarantined: bool) {
+        self.answers.entry((key, ballot, accept)).or_default().push((node, quarantined));
+    }
+
+    /// (h) Whether `node` answered yes to this ballot, and whether only while quarantined.
+    pub fn answer(&self, key: LeaseKey, ballot: Ballot, accept: bool, node: usize) -> (bool, bool) {
+        let mine = self.answers.get(&(key, ballot, accept)).into_iter().flatten().filter(|(n, _)| *n == node);
+        mine.fold((false, true), |(_, all_q), (_, q)| (true, all_q && *q))
     }
 
     /// (g) no ballot is reused across restarts.
@@ -104,29 +125,37 @@ impl Checker {
         Ok(())
     }
 
-    /// (a) at this instant no key is held by two nodes; also tracks holder changes for (b), (c), (k).
+    /// (a) at this instant no address is held by two nodes, and (i) none under two lease keys (both absolute under
+    /// strict; otherwise a hung or crashed agent's stale address may overlap); also tracks holder changes per key
+    /// for (b), (c), (k).
     pub fn holders<'a>(
         &mut self,
         now: Duration,
         kernels: impl Iterator<Item = &'a mut Kernel>,
     ) -> Result<(), Violation> {
-        let mut by_key: BTreeMap<LeaseKey, Vec<(usize, bool)>> = BTreeMap::new();
+        let mut by_addr: BTreeMap<IpAddr, Vec<(usize, LeaseKey, bool)>> = BTreeMap::new();
+        let mut by_key: BTreeMap<LeaseKey, BTreeMap<usize, bool>> = BTreeMap::new();
         for (i, k) in kernels.enumerate() {
             k.retain(|_, a| a.expires > now);
-            for (key, a) in k.iter() {
-                by_key.entry(*key).or_default().push((i, a.stale));
+            for (addr, a) in k.iter() {
+                by_addr.entry(*addr).or_default().push((i, a.key, a.stale));
+                let stale = by_key.entry(a.key).or_default().entry(i).or_insert(true);
+                *stale = *stale && a.stale;
             }
+        }
+        for (addr, hs) in by_addr.iter().filter(|(_, hs)| hs.len() > 1 && self.majority) {
+            if self.strict || hs.iter().filter(|(_, _, stale)| !stale).count() > 1 {
+                let keys: std::collections::BTreeSet<LeaseKey> = hs.iter().map(|(_, k, _)| *k).collect();
+                let inv = if keys.len() > 1 { "(i) one address under two lease keys" } else { "(a) two holders" };
+                return Err(violation(inv, now, format!("{addr} held by (node, key, stale) {hs:?}")));
+            }
+            self.stale_overlaps += 1;
         }
         let keys: Vec<LeaseKey> = self.holder.keys().copied().chain(by_key.keys().copied()).collect();
         for key in keys {
-            let hs = by_key.get(&key).cloned().unwrap_or_default();
+            let hs: Vec<(usize, bool)> =
+                by_key.get(&key).map(|m| m.iter().map(|(i, s)| (*i, *s)).collect()).unwrap_or_default();
             let live: Vec<usize> = hs.iter().filter(|(_, s)| !s).map(|(i, _)| *i).collect();
-            if hs.len() > 1 && self.majority {
-                if self.strict || live.len() > 1 {
-                    return Err(violation("(a) two holders", now, format!("{key} held by nodes {hs:?}")));
-                }
-                self.stale_overlaps += 1;
-            }
             let unique = match (live.as_slice(), hs.as_slice()) {
                 ([one], _) => Some(*one),
                 ([], [(one, _)]) => Some(*one),

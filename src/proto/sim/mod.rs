@@ -6,6 +6,7 @@
 //! liveness is checked against the failover budget.
 
 mod check;
+pub mod quorum;
 mod world;
 
 use std::collections::BTreeMap;
@@ -42,8 +43,16 @@ pub struct Scenario {
     /// Roll out a config that adds two voters, lengthens T and renames a group, one node at a time, during the
     /// fault phase.
     pub rollout: bool,
+    /// With `rollout`: the rollout also moves an address from g0 to the renamed g1 (invariant (i)).
+    pub move_address: bool,
+    /// (l) Also replay datagrams recorded before their *receiver's* restart (a restarted core has forgotten
+    /// every peer's replay window, so today it accepts them: docs/protocol.md, not done).
+    pub replay_across_receiver_restart: bool,
     /// Planted bug (checker self-test).
     pub bug: Option<PlantedBug>,
+    /// Planted bug of the simulated agent (checker self-test of (g)): a failed write of the protocol state is
+    /// logged and the agent carries on, instead of exiting before it sends anything.
+    pub ignore_failed_writes: bool,
     /// Timers: heartbeat interval, dead time, T, m.
     pub timers: Timers,
     /// Only power off the holder now and then (the failover benchmark).
@@ -101,6 +110,9 @@ impl Scenario {
             fault_phase: Duration::from_secs(20),
             rollout: false,
             bug: None,
+            move_address: false,
+            replay_across_receiver_restart: false,
+            ignore_failed_writes: false,
             timers: Timers::defaults(),
             crash_only: false,
             strict: None,
@@ -125,6 +137,12 @@ pub struct Stats {
     pub holder_changes: u64,
     /// Overlaps allowed because one side was a hung or crashed agent's stale address (non-strict only).
     pub stale_overlaps: u64,
+    /// Writes of the protocol state that failed (each one ended its agent, invariant (g)).
+    pub failed_writes: u64,
+    /// Replayed datagrams checked to change nothing (invariant (l)).
+    pub replays: u64,
+    /// Of `replays`, those recorded before the receiver's or the sender's restart.
+    pub replays_after_restart: u64,
     /// Failover times after a holder's crash (crash to the next holder's address), virtual.
     pub failovers: Vec<Duration>,
     /// Virtual time simulated.
@@ -148,6 +166,28 @@ pub(crate) fn group_address(g: usize) -> IpAddr {
     match u8::try_from(10 + g) {
         Ok(last) if g < 200 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)),
         _ => IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, u16::try_from(g).unwrap_or(u16::MAX))),
+    }
+}
+
+/// The address a rollout moves between groups (`Scenario::move_address`): IPv6, so never a group's lowest.
+pub(crate) const MOVED_ADDRESS: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 2, 1));
+
+/// Adds a floating address to `group` of `state`.
+pub(crate) fn add_address(state: &mut DesiredState, group: &str, address: IpAddr) {
+    if let Some(g) = state.groups.get_mut(&Name(group.into())) {
+        let ip = FloatingIp {
+            name: Name("ip-moved".into()),
+            address: IpNet::new(address, 64).unwrap_or_default(),
+            interface: IfName("eth0".into()),
+            label: None,
+            announce: Announce {
+                count: 3,
+                interval: Duration::from_millis(200),
+                probe_wait: Duration::ZERO,
+                refresh: None,
+            },
+        };
+        g.members.push(Resource::FloatingIp(ip));
     }
 }
 

@@ -17,7 +17,10 @@ use crate::proto::{Node, Persisted};
 use super::check::{Checker, Kernel, Violation};
 use super::{Scenario, Stats, desired};
 
+mod disk;
+mod replay;
 mod step;
+mod truth;
 
 /// The failover budget of (b) after heal (DESIGN.md §4.12, generously): restarted nodes' grace, two exclusions
 /// (one of them a restarted acceptor's quarantine), the ranked waits, any strict wait, deadTime and a second.
@@ -82,6 +85,8 @@ pub(crate) struct SimNode {
     deadlines: BTreeMap<LeaseKey, Duration>,
     awaiting_adoption: BTreeSet<LeaseKey>,
     restarted_at: Duration,
+    /// World truth for (h): the real instant this incarnation's acceptor quarantine ends.
+    quarantine_end: Duration,
 }
 
 impl SimNode {
@@ -122,6 +127,7 @@ impl SimNode {
             deadlines: BTreeMap::new(),
             awaiting_adoption: BTreeSet::new(),
             restarted_at: Duration::ZERO,
+            quarantine_end: Duration::ZERO,
         }
     }
 }
@@ -180,11 +186,23 @@ pub(crate) struct World {
     /// `HACTL_SIM_TRACE=1`: print every event (replaying one seed).
     verbose: bool,
     /// Recently sent datagrams, for replay attacks: (from, to, bytes).
-    recorded: Vec<(usize, usize, Vec<u8>)>,
+    recorded: Vec<replay::Recorded>,
     /// (d) The operator operation issued after heal: when, by which node, what.
     op: Option<(Duration, usize, crate::proto::Operation)>,
     /// Whether `op` was issued.
     op_done: bool,
+    /// (h) The run's config versions in rollout order, the one each node runs, and when each was last left.
+    versions: Vec<truth::Version>,
+    running: Vec<usize>,
+    left: Vec<Option<Duration>>,
+    /// (h) How long an older voter set stays required after the last node left it: `D_A`.
+    joint_window: Duration,
+    /// (g) Ballots the core prepared during the current input, checked once its datagrams went out.
+    prepared: Vec<crate::proto::wire::Ballot>,
+    /// (g) Probability that one write of the protocol state fails (fault phase only; zero in most seeds).
+    disk_fail: f64,
+    /// (i) The address → key map each config digest yields (every node must derive the same).
+    key_maps: std::collections::HashMap<[u8; 8], BTreeMap<IpAddr, LeaseKey>>,
 }
 
 impl World {
@@ -221,7 +239,12 @@ impl World {
             g.name = Name("g1-renamed".into());
             all.groups.insert(g.name.clone(), g);
         }
-        let old = desired(&s, &names[..total - extra], &prefer, &stickiness, strict, drift);
+        let mut old = desired(&s, &names[..total - extra], &prefer, &stickiness, strict, drift);
+        if s.rollout && s.move_address {
+            // An address moves from g0 to the renamed g1 (it is not either group's lowest, so neither key changes).
+            super::add_address(&mut old, "g0", super::MOVED_ADDRESS);
+            super::add_address(&mut all, "g1-renamed", super::MOVED_ADDRESS);
+        }
         let cfg_for = |state: &crate::manifest::DesiredState, n: &Name| Config::from_desired(state, n).ok();
         let mut nodes = Vec::new();
         let mut final_cfgs = Vec::new();
@@ -246,6 +269,13 @@ impl World {
             };
             (heal_at + t.dead_time * 2, issuer, op)
         });
+        let versions = truth::Version::of_run(&[&old, &all], names.first().map(|(n, _)| n));
+        let tm = final_cfgs.iter().map(Config::tm).max().unwrap_or_default().max(t.lease + t.margin);
+        let joint_window = tm.mul_f64((1.0 + drift) / (1.0 - drift));
+        let running = nodes.iter().map(|x| truth::Version::index(&versions, x.cfg.digest)).collect();
+        let left = vec![None; versions.len()];
+        let faulty_disk = !s.crash_only && !s.measure_cpu && rng.chance(0.3);
+        let disk_fail = if faulty_disk || s.ignore_failed_writes { 0.002 + 0.05 * rng.unit() } else { 0.0 };
         let mut checker = Checker::default();
         checker.strict = strict;
         checker.majority = s.policy == QuorumPolicy::Majority;
@@ -276,6 +306,13 @@ impl World {
             recorded: Vec::new(),
             op,
             op_done: false,
+            versions,
+            running,
+            left,
+            joint_window,
+            prepared: Vec::new(),
+            disk_fail,
+            key_maps: Default::default(),
             s,
         }
     }

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use crate::proto::Operation;
 use crate::proto::wire::LeaseKey;
-use crate::proto::{Boot, Event, Input, Node, Trace};
+use crate::proto::{Boot, Event, Input, Node};
 
-use super::super::check::{KernelAddr, Violation};
+use super::super::check::{Violation, holds};
 use super::super::node_address;
+use super::replay::Output;
 use super::{Effect, Packet, World};
 use std::cmp::Reverse;
 
@@ -74,37 +75,36 @@ impl World {
         #[allow(clippy::disallowed_methods)]
         let started = self.s.measure_cpu.then(std::time::Instant::now);
         core.handle(local, input);
-        let mut events = Vec::new();
-        while let Some(e) = core.poll_event() {
-            events.push(e);
-        }
-        let mut transmits = Vec::new();
-        while let Some(t) = core.poll_transmit() {
-            transmits.push(t);
-        }
+        let out = Output::drain(core);
         if let Some(s) = started {
             self.stats.core_cpu += s.elapsed();
         }
-        let traces = core.drain_trace();
-        let timeout = core.poll_timeout();
-        let wake = node.real(timeout);
-        node.wake = wake.max(now + Duration::from_micros(100));
-        let incarnation = node.incarnation;
+        self.carry_out(i, out)
+    }
+
+    /// Carries out what node `i`'s core asked after one input: trace entries to the checker, events in order
+    /// (persistence first), then the datagrams.
+    pub(super) fn carry_out(&mut self, i: usize, out: Output) -> Result<(), Violation> {
+        let now = self.now;
+        let Output { events, transmits, traces, timeout } = out;
+        let wake = self.nodes[i].real(timeout);
+        self.nodes[i].wake = wake.max(now + Duration::from_micros(100));
         for t in traces {
-            match t {
-                Trace::Accepted { key, ballot, until } => {
-                    let until = self.nodes[i].real(until);
-                    self.checker.accepted(key, ballot, now, until);
-                }
-                Trace::Prepared { ballot } => self.checker.prepared(now, ballot, incarnation)?,
-            }
+            self.on_trace(i, t)?;
         }
         for e in events {
-            if self.verbose && !matches!(e, Event::Persist(_)) {
+            if let Event::Persist(p) = e {
+                if !self.write(i, p) {
+                    return Ok(()); // the agent exited: nothing after the event happens, nothing is sent
+                }
+                continue;
+            }
+            if self.verbose {
                 eprintln!("{:>12.6?} {} {e:?}", now, self.nodes[i].name);
             }
             self.on_event(i, e)?;
         }
+        self.commit_prepared(i)?;
         for t in transmits {
             self.transmit(i, t.to, t.bytes);
         }
@@ -115,7 +115,6 @@ impl World {
         let now = self.now;
         let margin = self.s.timers.margin;
         match e {
-            Event::Persist(p) => self.nodes[i].persisted = p,
             Event::Acquired { key, deadline, ballot, .. }
             | Event::Renewed { key, deadline, ballot, .. }
             | Event::Adopted { key, deadline, ballot, .. } => {
@@ -141,7 +140,7 @@ impl World {
                 self.checker.lease(now, key, ballot, since, fence)?;
                 let node = &mut self.nodes[i];
                 node.deadlines.insert(key, deadline);
-                if matches!(e, Event::Acquired { .. }) || (adopted && !node.kernel.contains_key(&key)) {
+                if matches!(e, Event::Acquired { .. }) || (adopted && !holds(&node.kernel, key)) {
                     self.queue_slow(i, Effect::Add(key));
                 } else {
                     let at = now + self.rng.between(Duration::ZERO, 3 * MS);
@@ -197,14 +196,14 @@ impl World {
         let local = node.local(now);
         let live = node.deadlines.get(&key).copied().filter(|d| local + margin < *d);
         let adding = node.slow.iter().any(|e| matches!(e, Effect::Add(k) if *k == key));
-        match (delete, live, node.kernel.contains_key(&key) || !adding) {
+        match (delete, live, holds(&node.kernel, key) || !adding) {
             // Level-triggered like the reconciler: a live lease whose address is missing gets it (again).
             (false, Some(d), true) => {
                 let expires = now + self.lifetime(i, d - local);
-                self.nodes[i].kernel.insert(key, KernelAddr { expires, stale: false });
+                self.install(i, key, expires);
             }
             (true, _, _) | (false, None, true) => {
-                self.nodes[i].kernel.remove(&key);
+                self.nodes[i].kernel.retain(|_, a| a.key != key);
             }
             _ => {}
         }
@@ -226,12 +225,12 @@ impl World {
                 let local = node.local(now);
                 if let Some(d) = node.deadlines.get(&key).copied().filter(|d| local + self.s.timers.margin < *d) {
                     let expires = now + self.lifetime(i, d - local);
-                    self.nodes[i].kernel.insert(key, KernelAddr { expires, stale: false });
+                    self.install(i, key, expires);
                 }
                 Ok(())
             }
             Effect::Stop(group, key) => {
-                self.nodes[i].kernel.remove(&key);
+                self.nodes[i].kernel.retain(|_, a| a.key != key);
                 self.feed(i, Input::Stopped(group))
             }
         }
@@ -241,12 +240,6 @@ impl World {
         let Some(to) = (0..self.nodes.len()).find(|j| node_address(*j) == to) else { return };
         self.stats.datagrams += 1;
         self.stats.bytes += bytes.len() as u64;
-        if self.recorded.len() < 256 {
-            self.recorded.push((from, to, bytes.clone()));
-        } else if self.rng.chance(0.05) {
-            let slot = usize::try_from(self.rng.below(256)).unwrap_or(0);
-            self.recorded[slot] = (from, to, bytes.clone());
-        }
         if self.blocked[from][to] || self.rng.chance(self.loss) {
             return;
         }
@@ -268,6 +261,7 @@ impl World {
             node.inbox.push((node_address(p.from), p.bytes));
             return Ok(());
         }
+        self.record(p.from, p.to, &p.bytes);
         self.feed(p.to, Input::Datagram { from: node_address(p.from), bytes: &p.bytes })
     }
 
@@ -299,7 +293,10 @@ impl World {
         if self.verbose {
             eprintln!("{:>12.6?} {} RESTART adopting={:?}", self.now, node.name, node.awaiting_adoption);
         }
+        node.quarantine_end = node.real(local + node.cfg.exclusion(node.persisted.max_tm));
         node.core = Some(Node::new(local, node.cfg.clone(), boot));
+        self.note_config(i);
+        self.check_keys(i)?;
         self.feed(i, Input::Timeout)
     }
 
@@ -309,9 +306,14 @@ impl World {
         let cfg = self.nodes[i].cfg.clone();
         if self.nodes[i].core.as_ref().is_some_and(|c| *c.config() != cfg) {
             self.feed(i, Input::Config(Box::new(cfg)))?;
+            self.note_config(i);
+            self.check_keys(i)?;
         }
         let inbox = std::mem::take(&mut self.nodes[i].inbox);
         for (from, bytes) in inbox {
+            if let Some(j) = (0..self.nodes.len()).find(|j| node_address(*j) == from) {
+                self.record(j, i, &bytes);
+            }
             self.feed(i, Input::Datagram { from, bytes: &bytes })?;
         }
         self.feed(i, Input::Timeout)
@@ -323,9 +325,9 @@ impl World {
         if self.verbose {
             eprintln!("{now:>12.6?} {} CRASH power={power} down={down:?}", self.nodes[i].name);
         }
-        for (key, a) in &self.nodes[i].kernel {
+        for a in self.nodes[i].kernel.values() {
             if !a.stale {
-                self.crashed_holder.insert(*key, (now, i));
+                self.crashed_holder.insert(a.key, (now, i));
             }
         }
         let boot_id = self.rng.below(u64::MAX);
@@ -338,6 +340,8 @@ impl World {
         node.awaiting_adoption.clear();
         node.hung_until = None;
         node.down_until = Some(now + down);
+        self.note_config(i);
+        let node = &mut self.nodes[i];
         if power {
             node.kernel.clear();
             node.boot_id = boot_id;
@@ -400,22 +404,10 @@ impl World {
                 self.dup = 0.1 * self.rng.unit();
                 self.delay = (Duration::from_micros(100), self.rng.between(MS, 60 * MS));
             }
-            7 => self.replay(),
+            7 => return self.replay(),
             _ => return self.roll_out(i),
         }
         Ok(())
-    }
-
-    /// (l) An attacker on the wire replays a few recorded datagrams, possibly from before a restart.
-    fn replay(&mut self) {
-        for _ in 0..8 {
-            let Some(len) = u64::try_from(self.recorded.len()).ok().filter(|l| *l > 0) else { return };
-            let slot = usize::try_from(self.rng.below(len)).unwrap_or(0);
-            let (from, to, bytes) = self.recorded[slot].clone();
-            let at = self.now + self.rng.between(Duration::ZERO, 20 * MS);
-            self.seq += 1;
-            self.net.push(Reverse(Packet { at, seq: self.seq, from, to, bytes }));
-        }
     }
 
     /// Gives node `i` the final config (a rollout reaches nodes one at a time).
@@ -425,7 +417,12 @@ impl World {
             return Ok(());
         }
         self.nodes[i].cfg = fin.clone();
-        if self.nodes[i].up() { self.feed(i, Input::Config(Box::new(fin))) } else { Ok(()) }
+        if self.nodes[i].up() {
+            self.feed(i, Input::Config(Box::new(fin)))?;
+        }
+        self.note_config(i);
+        self.check_keys(i)?;
+        Ok(())
     }
 
     fn heal(&mut self) -> Result<(), Violation> {
@@ -480,12 +477,12 @@ impl World {
         match &self.op {
             Some((_, _, Operation::Standby { node })) => {
                 if let Some(n) = self.nodes.iter().find(|n| n.name == *node && !n.kernel.is_empty()) {
-                    return fail("(d) standby not obeyed", format!("{} still holds {:?}", n.name, n.kernel.keys()));
+                    return fail("(d) standby not obeyed", format!("{} still holds {:?}", n.name, n.kernel));
                 }
             }
             Some((_, _, Operation::Move { node, .. })) => {
                 let key = super::super::group_address(0);
-                if !self.nodes.iter().any(|n| n.name == *node && n.kernel.contains_key(&key)) {
+                if !self.nodes.iter().any(|n| n.name == *node && holds(&n.kernel, key)) {
                     return fail("(d) move not obeyed", format!("{node} does not hold {key}"));
                 }
             }
