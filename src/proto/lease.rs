@@ -546,10 +546,17 @@ impl Node {
         l.retry_at = now + self.cfg.dead_time;
     }
 
-    pub(super) fn hand_over_target(&mut self, now: Duration, key: LeaseKey) {
+    /// A Release naming us: acquire at once, skipping the probe and the strict wait (the releaser removed the
+    /// address). Releases are repeated in heartbeats for deadTime, so a stale one may arrive after the lease has
+    /// moved on (we held it since, or a peer claims a later round): that one is ignored, or a later acquisition
+    /// would skip the strict wait while another holder's address may still be in its kernel.
+    pub(super) fn hand_over_target(&mut self, now: Duration, key: LeaseKey, round: u64) {
         let Some(group) = self.group_of(key) else { return };
+        let later_elsewhere = self.members.peers.values().any(|p| p.held.get(&key).is_some_and(|(r, _)| *r > round));
         if let Some(l) = self.leases.get_mut(&group)
             && l.holding.is_none()
+            && l.held_ballot.round <= round
+            && !later_elsewhere
         {
             l.go_now = true;
             l.retry_at = now;

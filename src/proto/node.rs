@@ -437,7 +437,18 @@ impl Node {
                     *r = (*r).max(round);
                 }
                 if to == Some(self.id) {
-                    self.hand_over_target(now, key);
+                    self.hand_over_target(now, key, round);
+                } else if let Some(target) = to.and_then(|t| self.members.by_id(t)).cloned() {
+                    // A hand-over to another node: bystanders count the lease as the target's for deadTime (its
+                    // own `Held` replaces this), so one whose ranked wait is over does not grab it first and
+                    // hand it on again (two changes for one operation: invariant (k), sim seed 1893).
+                    let until = now + self.cfg.dead_time;
+                    if let Some(p) = self.members.peers.get_mut(&target) {
+                        let claim = p.held.entry(key).or_insert((round, until));
+                        if claim.1 < until {
+                            *claim = (claim.0.max(round), until);
+                        }
+                    }
                 }
             }
         }

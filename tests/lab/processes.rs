@@ -1,12 +1,9 @@
 //! Scenarios h, j and k of issue 6: processes on the holder killed or signalled (the web server, the agent), as
 //! the client and the sampler see it.
 //!
-//! Scenario j has two halves. The SIGUSR2 half (re-execute in place, no outage) is
-//! [`sigusr2_to_the_holders_agent_costs_the_client_nothing`]. The SIGTERM half (graceful hand-over with the
-//! shortest outage) is NOT written: the hand-over is being added to the agent's core (src/agent/runtime) and
-//! today SIGTERM fences and exits. Its place is a test named
-//! `sigterm_of_the_holders_agent_hands_over_with_the_shortest_outage` next to the SIGUSR2 one, built like it:
-//! signal the holder's agent with SIGTERM, assert one holder at every sample and an outage below the move's.
+//! Scenario j has two halves: SIGTERM (graceful hand-over, the shortest outage) is
+//! [`sigterm_of_the_holders_agent_hands_over_with_the_shortest_outage`]; SIGUSR2 (re-execute in place, no
+//! outage) is [`sigusr2_to_the_holders_agent_costs_the_client_nothing`].
 
 use std::time::Duration;
 
@@ -99,7 +96,7 @@ fn between_samples(samples: &[HolderSample], from: Duration, to: Duration) -> &[
 enum Cluster {
     /// Three nodes under `majority`: adoption of a live lease works there.
     Majority3,
-    /// The guide's two nodes under `ignore`: adoption fails there today (a core bug, see the ignored tests).
+    /// The guide's two nodes under `ignore`.
     Ignore2,
 }
 
@@ -179,9 +176,7 @@ fn kill_9_of_the_holders_agent_and_a_restart_within_the_lease_cost_the_client_no
     agent_disturbance_costs_nothing("hactl_kill9", "hk9", Cluster::Majority3, kill_9_and_restart);
 }
 
-/// The same under the guide's `ignore` policy fails today, a core bug: a self-granted lease (src/proto/ignore.rs,
-/// `take_ignore` and its renewals) writes no adoption record, so the restarted agent finds nothing to adopt
-/// (src/agent/runtime/mod.rs `adoption_window`) and stops the group; the peer takes over.
+/// The same under the guide's `ignore` policy (adoption records are written for self-granted leases too).
 #[test]
 fn sigusr2_under_ignore_costs_the_client_nothing() {
     agent_disturbance_costs_nothing("hactl_sigusr2_ignore", "husri", Cluster::Ignore2, sigusr2);
@@ -191,4 +186,41 @@ fn sigusr2_under_ignore_costs_the_client_nothing() {
 #[test]
 fn kill_9_and_restart_under_ignore_cost_the_client_nothing() {
     agent_disturbance_costs_nothing("hactl_kill9_ignore", "hk9i", Cluster::Ignore2, kill_9_and_restart);
+}
+
+/// Scenario j, SIGTERM (`systemctl stop hactl` on the holder): the agent hands the group to ha2 (web server
+/// stopped, address removed, lease released naming ha2, which acquires at once without a probe) and exits by
+/// itself. Never two holders; the client's outage is printed and bounded generously (the protocol adds no
+/// deadTime and no lease wait; bench/failover.sh reports real figures for the comparable `move`).
+#[test]
+fn sigterm_of_the_holders_agent_hands_over_with_the_shortest_outage() {
+    if !lab_available("hactl_sigterm") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = tag("hterm");
+    let spec = LabSpec::new(&tag, &["ha1", "ha2"]).unwrap();
+    let lab = LabGuard::new(Lab::up(spec, &hactl_daemon(lab::Tweaks::default())).unwrap());
+    settle(&lab, "ha1", Duration::from_secs(20));
+    let watch = Watch::start(&lab, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = lab.daemon_pid("ha1").unwrap().expect("ha1's agent runs");
+    let at = watch.now();
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let exited = eventually(Duration::from_secs(15), || lab.daemon_pid("ha1").unwrap().is_none().then_some(()));
+    assert!(exited.is_some(), "ha1's agent did not exit after SIGTERM\n{}", logs(&lab));
+    super::wait_served_at(&lab, lab.spec().floating, "ha2", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    let (records, samples) = watch.finish();
+
+    assert_eq!(double_holders(&samples), Vec::<&HolderSample>::new(), "never two holders");
+    assert!(nginx_pids(&lab, "ha1").is_empty(), "ha1's web server was stopped\n{}", logs(&lab));
+    let log = logs(&lab);
+    assert!(log.contains("every group handed over"), "a graceful hand-over, not a fence\n{log}");
+    let outage = outage_after(&records, at).map_or(Some(Duration::ZERO), |o| o.duration());
+    eprintln!("SIGTERM of the holder's agent: client outage {outage:?}");
+    assert!(outage.is_some_and(|o| o < Duration::from_secs(3)), "clients waited {outage:?}\n{log}");
+    let last = records.last().and_then(|r| r.node().map(String::from));
+    assert_eq!(last.as_deref(), Some("ha2"), "ha2 serves afterwards");
+    lab.down().unwrap();
 }
