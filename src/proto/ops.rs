@@ -236,11 +236,13 @@ impl Ops {
     }
 
     /// The live move of `group` (the latest not cleared), if any: its target and stamp. A `clear` cancels the move
-    /// it names and every earlier move of the group (Pacemaker's `crm resource clear` removes all constraints),
-    /// so an older move never comes back.
+    /// it names and every move of the group ordered before it (Pacemaker's `crm resource clear` removes all the
+    /// constraints), so an older move never comes back; a move issued concurrently elsewhere, unknown to the
+    /// clearing node, orders after the named one and stays.
     pub fn moved(&self, group: &str) -> Option<(String, Stamp)> {
-        let clears: Vec<&OpRecord> = self.live().filter(|o| o.kind == OpKind::Clear && o.group == group).collect();
-        let cleared = |m: &OpRecord| clears.iter().any(|c| c.cancels == Some(m.stamp) || c.stamp > m.stamp);
+        let clears: Vec<Stamp> =
+            self.live().filter(|o| o.kind == OpKind::Clear && o.group == group).filter_map(|o| o.cancels).collect();
+        let cleared = |m: &OpRecord| clears.iter().any(|named| m.stamp <= *named);
         self.live()
             .filter(|o| o.kind == OpKind::Move && o.group == group && !cleared(o))
             .max_by_key(|o| o.stamp)
