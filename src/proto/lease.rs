@@ -221,13 +221,15 @@ impl Node {
             return;
         }
         let ran = l.active || l.adopting;
+        // The planted bug is a *holder* that does not fence; an unconfirmed adoption still fences.
+        let planted_no_fence = self.bug == Some(PlantedBug::NoFence) && !l.adopting;
         l.holding = None;
         l.active = false;
         l.adopting = false;
         l.strict_until = None;
         l.stopping = None;
         l.phase = Phase::Idle;
-        if ran && self.bug != Some(PlantedBug::NoFence) {
+        if ran && !planted_no_fence {
             self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
         }
     }
@@ -501,13 +503,17 @@ impl Node {
         l.next_renew = l.t0 + self.cfg.lease / 3;
         l.retry_at = Duration::ZERO;
         let (group, key, ballot) = (group.clone(), l.key, l.ballot);
+        // A hand-over counts for this acquisition only: a Release repeated in heartbeats may have set `go_now`
+        // again while this round ran, and a later acquisition must not skip the strict wait on its account.
+        let handed = std::mem::take(&mut l.handed);
+        l.go_now = false;
         if l.adopting {
             l.adopting = false;
             l.active = true;
             self.events.push_back(Event::Adopted { group, key, deadline, ballot });
         } else if l.active {
             self.events.push_back(Event::Renewed { group, key, deadline, ballot });
-        } else if fresh && self.cfg.strict && !l.handed {
+        } else if fresh && self.cfg.strict && !handed {
             l.strict_until = Some(now + self.cfg.strict_wait());
         } else if l.strict_until.is_none() {
             l.active = true;

@@ -74,6 +74,8 @@ pub(crate) struct SimNode {
     persisted: Persisted,
     cfg: Config,
     hung_until: Option<Duration>,
+    /// The core said `Event::Left` (graceful leave): the agent exits after this input.
+    left: bool,
     down_until: Option<Duration>,
     inbox: Vec<(IpAddr, Vec<u8>)>,
     wake: Duration,
@@ -123,6 +125,7 @@ impl SimNode {
             kernel: Kernel::new(),
             slow: VecDeque::new(),
             busy_until: Duration::ZERO,
+            left: false,
             quick: Vec::new(),
             deadlines: BTreeMap::new(),
             awaiting_adoption: BTreeSet::new(),

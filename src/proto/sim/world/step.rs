@@ -108,6 +108,12 @@ impl World {
         for t in transmits {
             self.transmit(i, t.to, t.bytes);
         }
+        if std::mem::take(&mut self.nodes[i].left) {
+            // The agent exits after `Event::Left` (its last datagrams are out); started again later — at once
+            // when the leave began in the fault phase and ends after the heal (no faults after the heal).
+            let down = if self.healed { Duration::ZERO } else { self.rng.between(100 * MS, Duration::from_secs(2)) };
+            self.crash(i, false, down);
+        }
         Ok(())
     }
 
@@ -164,6 +170,7 @@ impl World {
             Event::Released { key, .. } => {
                 self.nodes[i].deadlines.remove(&key);
             }
+            Event::Left => self.nodes[i].left = true,
             _ => {}
         }
         Ok(())
@@ -369,7 +376,7 @@ impl World {
             self.next_fault = self.now + self.rng.between(Duration::from_secs(3), Duration::from_secs(6));
             return Ok(());
         }
-        match self.rng.below(if self.s.rollout { 9 } else { 8 }) {
+        match self.rng.below(if self.s.rollout { 10 } else { 9 }) {
             0 => {
                 let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
                 for a in 0..n {
@@ -405,6 +412,8 @@ impl World {
                 self.delay = (Duration::from_micros(100), self.rng.between(MS, 60 * MS));
             }
             7 => return self.replay(),
+            // SIGTERM: a graceful leave (hand every group over, then exit on `Event::Left`).
+            8 => return self.feed(i, Input::Leave),
             _ => return self.roll_out(i),
         }
         Ok(())
