@@ -204,13 +204,11 @@ fn a_hung_holder_loses_its_address_by_itself() {
     assert!(c.agents.logs().contains("fencing (addresses first)"), "the resumed agent fenced\n{}", c.agents.logs());
 }
 
-#[test]
-fn kill_9_and_restart_within_the_lease_adopts_with_no_outage() {
-    if !netns_available("kill_9_and_restart_within_the_lease_adopts_with_no_outage") {
-        return;
-    }
+/// kill -9 of the holder's agent and a restart within the lease: the new agent adopts the address and the same
+/// service process (DESIGN.md §4.7), and no other node takes anything.
+fn kill_9_and_restart_adopts(policy: Policy) {
     let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut c = cluster(Policy::Majority);
+    let mut c = cluster(policy);
     let (first, pid) = c.settled();
     c.agents.kill(first);
     let (dir, work) = (c.dir.clone(), c.work.path().to_path_buf());
@@ -218,6 +216,16 @@ fn kill_9_and_restart_within_the_lease_adopts_with_no_outage() {
     c.agents.start(&node_ns, first, &dir, &work);
     c.keeps_serving(first, &pid, Duration::from_secs(4));
     assert!(c.agents.logs().contains("adopted"), "the restarted agent adopts its lease\n{}", c.agents.logs());
+    let other = if first == "ha1" { "ha2" } else { "ha1" };
+    assert!(!runs_service(ns(&c, other)) && !holds(ns(&c, other)), "no second holder\n{}", c.agents.logs());
+}
+
+#[test]
+fn kill_9_and_restart_within_the_lease_adopts_with_no_outage() {
+    if !netns_available("kill_9_and_restart_within_the_lease_adopts_with_no_outage") {
+        return;
+    }
+    kill_9_and_restart_adopts(Policy::Majority);
 }
 
 #[test]
@@ -315,17 +323,7 @@ fn kill_9_under_ignore_and_restart_within_the_lease_adopts_with_no_outage() {
     if !netns_available("kill_9_under_ignore_and_restart_within_the_lease_adopts_with_no_outage") {
         return;
     }
-    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut c = cluster(Policy::Ignore);
-    let (first, pid) = c.settled();
-    c.agents.kill(first);
-    let (dir, work) = (c.dir.clone(), c.work.path().to_path_buf());
-    let node_ns = ns(&c, first).clone();
-    c.agents.start(&node_ns, first, &dir, &work);
-    c.keeps_serving(first, &pid, Duration::from_secs(4));
-    assert!(c.agents.logs().contains("adopted"), "the restarted agent adopts its group\n{}", c.agents.logs());
-    let other = if first == "ha1" { "ha2" } else { "ha1" };
-    assert!(!runs_service(ns(&c, other)) && !holds(ns(&c, other)), "no split brain\n{}", c.agents.logs());
+    kill_9_and_restart_adopts(Policy::Ignore);
 }
 
 /// A node that was stopped (SIGSTOP, a VM pause) longer than deadTime must not judge its live peers dead by its
@@ -400,7 +398,10 @@ fn a_group_without_an_address_runs_on_one_node_and_fails_over() {
     std::fs::write(&path, text).unwrap();
     let stopped = eventually(Duration::from_secs(20), || (solo_pids(ns(&c, other)) == 0).then_some(()));
     assert!(stopped.is_some(), "removing Solo should stop it on {other}\n{}", c.agents.logs());
-    assert!(holds(ns(&c, other)) && runs_service(ns(&c, other)), "WebServices is untouched\n{}", c.agents.logs());
+    // WebServices is not affected by the removal (it may still be failing over from the powered-off node).
+    let web =
+        eventually(Duration::from_secs(20), || (holds(ns(&c, other)) && runs_service(ns(&c, other))).then_some(()));
+    assert!(web.is_some(), "WebServices keeps running on {other}\n{}", c.agents.logs());
 }
 
 /// Changing a floating address in the manifests: the holder removes the old address and adds the new one (the
