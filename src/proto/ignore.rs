@@ -28,7 +28,8 @@ impl Node {
         l.active = true;
         l.stopping = None;
         l.next_renew = now + self.cfg.lease / 3;
-        self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.ballot });
+        let handed = std::mem::take(&mut l.handed);
+        self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.ballot, handed });
     }
 
     /// §4.7 under `ignore`: there is no quorum to confirm with, so a restarted node keeps its running group at

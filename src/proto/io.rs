@@ -177,6 +177,8 @@ pub enum Event {
         deadline: Duration,
         /// The lease's ballot.
         ballot: Ballot,
+        /// Taken over by a hand-over whose Release confirmed the address is gone: no ARP probe (§4.11).
+        handed: bool,
     },
     /// The lease was renewed: refresh the addresses' lifetimes.
     Renewed {

@@ -246,6 +246,7 @@ impl Node {
                 key: l.key,
                 deadline,
                 ballot: l.held_ballot,
+                handed: false,
             });
         }
         if self.cfg.policy == QuorumPolicy::Ignore {
@@ -517,7 +518,7 @@ impl Node {
             l.strict_until = Some(now + self.cfg.strict_wait());
         } else if l.strict_until.is_none() {
             l.active = true;
-            self.events.push_back(Event::Acquired { group, key, deadline, ballot });
+            self.events.push_back(Event::Acquired { group, key, deadline, ballot, handed });
         }
     }
 

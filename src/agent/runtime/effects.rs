@@ -99,9 +99,11 @@ impl Agent {
             return;
         };
         self.observed.insert(name.clone(), Observed::Busy);
+        // §4.11: no probe after a hand-over whose Release confirmed the address is gone (a move costs no probe).
+        let probe_wait = if self.no_probe.contains(group) { Duration::ZERO } else { ip.announce.probe_wait };
         let (nl, tx, name) = (self.netlink.clone(), self.tx.clone(), name.clone());
         tokio::spawn(async move {
-            let result = add_address(&nl, &addr, ip.announce.probe_wait, deadline).await;
+            let result = add_address(&nl, &addr, probe_wait, deadline).await;
             let _ = tx.send(Msg::Done(Done::Added(name, result))).await;
         });
     }

@@ -61,8 +61,13 @@ impl Agent {
                 warn!(peer = %node, digest = hex, "peer runs a different config");
             }
             Event::AuthFailed { node } => warn!(peer = %node, "datagram failed authentication (key mismatch?)"),
-            Event::Acquired { group, deadline, ballot, .. } => {
-                info!(group = %group, round = ballot.round, "lease acquired");
+            Event::Acquired { group, deadline, ballot, handed, .. } => {
+                info!(group = %group, round = ballot.round, handed, "lease acquired");
+                if handed {
+                    self.no_probe.insert(group.clone());
+                } else {
+                    self.no_probe.remove(&group);
+                }
                 self.rounds.insert(group.clone(), ballot.round);
                 self.hold(group, deadline);
             }
@@ -114,6 +119,7 @@ impl Agent {
 
     pub(super) fn set_disposition(&mut self, group: &Name, to: Disposition) {
         if to != Disposition::Hold {
+            self.no_probe.remove(group);
             self.deadlines.remove(group);
             self.cancel_announcements(group);
         }

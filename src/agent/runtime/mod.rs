@@ -153,6 +153,8 @@ pub(crate) struct Agent {
     errors: VecDeque<String>,
     /// Members that left the config in force, by name, with their old definition: torn down, then forgotten.
     retired: BTreeMap<Name, crate::manifest::model::Resource>,
+    /// Groups taken over by a hand-over: their addresses are added without an ARP probe (§4.11).
+    no_probe: BTreeSet<Name>,
     /// Tear-downs in flight.
     retiring: BTreeSet<Name>,
     /// Tear-downs that failed: not again before this instant.
@@ -261,6 +263,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         running: crate::agent::deliver::read_set(&opts.manifests).ok(),
         retired: BTreeMap::new(),
         retiring: BTreeSet::new(),
+        no_probe: BTreeSet::new(),
         retire_after: BTreeMap::new(),
     };
     spawn_receiver(socket, tx.clone());
