@@ -203,7 +203,9 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     let dir = StateDir::open(&opts.state_dir)?;
     let uuid = dir.node_uuid()?;
     let incarnation = dir.next_incarnation(wall_clock_secs())?;
-    let persisted = super::persist::load(&dir)?;
+    let mut persisted = super::persist::load(&dir)?;
+    let netlink = Arc::new(Netlink::connect()?);
+    keep_records_with_addresses(&netlink, &state, &mut persisted).await;
     let boot_id = boot_number(&state::boot_id()?);
     let mut wire_keys = vec![keys.current.0.to_vec()];
     wire_keys.extend(keys.accepted.iter().map(|k| k.0.to_vec()));
@@ -241,7 +243,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         dir,
         socket: socket.clone(),
         tx: tx.clone(),
-        netlink: Arc::new(Netlink::connect()?),
+        netlink,
         renewals: Arc::new(Netlink::connect()?),
         drivers: Arc::new(drivers),
         notifier: Notifier::from_env(),
@@ -281,6 +283,28 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     });
     agent.startup().await;
     agent.run_loop(rx).await
+}
+
+/// §4.7, tightened: a lease is adopted only if its address is still configured here. A record is written before
+/// Prepare, so it may name a round that never established; adopting that would add the address at once, without
+/// the `strict` wait a fresh acquisition makes (simulation seed 4468). An address that is present means the lease
+/// was held (the kernel lifetime ends with it), so nothing is lost for a real adoption.
+async fn keep_records_with_addresses(netlink: &Netlink, state: &DesiredState, persisted: &mut proto::Persisted) {
+    let mut present = BTreeSet::new();
+    for ip in state.groups.values().flat_map(|g| g.floating_ips()) {
+        if let Ok(list) = netlink.addresses(&ip.interface.0).await
+            && list.iter().any(|a| a.address.addr() == ip.address.addr())
+        {
+            present.insert(ip.address.addr());
+        }
+    }
+    let keyless: BTreeSet<IpAddr> = state
+        .groups
+        .values()
+        .filter(|g| g.floating_ips().next().is_none())
+        .map(|g| proto::config::keyless_group_key(&g.name))
+        .collect();
+    persisted.records.retain(|key, _| present.contains(key) || keyless.contains(key));
 }
 
 /// Groups whose persisted lease is still live in this boot: they are adopted, not torn down (§4.7).

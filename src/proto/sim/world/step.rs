@@ -281,8 +281,11 @@ impl World {
         node.restarted_at = self.now;
         node.incarnation += 1;
         let local = node.local(self.now);
-        node.awaiting_adoption = node
-            .persisted
+        // Like the agent: only a lease whose address is still in the kernel is adopted (a record of a round
+        // that never established has none; adopting it would add the address without the strict wait).
+        let mut persisted = node.persisted.clone();
+        persisted.records.retain(|k, _| holds(&node.kernel, *k));
+        node.awaiting_adoption = persisted
             .records
             .iter()
             .filter(|(_, r)| !r.released && r.boot_id == node.boot_id && local + margin < r.deadline)
@@ -293,7 +296,7 @@ impl World {
             incarnation: node.incarnation,
             boot_id: node.boot_id,
             keys,
-            persisted: node.persisted.clone(),
+            persisted,
             bug,
             trace: true,
         };
