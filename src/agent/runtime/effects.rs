@@ -33,6 +33,13 @@ pub(crate) enum Done {
 }
 
 impl Agent {
+    /// The generation of the next removal of `ip` (renewals spawned before it are skipped).
+    pub(super) fn next_removal(&mut self, ip: std::net::IpAddr) -> u64 {
+        let g = self.removal_generation.entry(ip).or_insert(0);
+        *g += 1;
+        *g
+    }
+
     pub(super) fn busy(&self, member: &Name) -> bool {
         self.observed.get(member) == Some(&Observed::Busy)
             || self.cooldown.get(member).is_some_and(|t| *t > Instant::now())
@@ -114,9 +121,15 @@ impl Agent {
             task.abort();
         }
         self.observed.insert(name.clone(), Observed::Busy);
-        let (nl, tx, name) = (self.netlink.clone(), self.tx.clone(), name.clone());
+        let (nl, tx, name, removals) = (self.netlink.clone(), self.tx.clone(), name.clone(), self.removals.clone());
+        let generation = self.next_removal(addr.address.addr());
         tokio::spawn(async move {
+            // A renewal spawned before this removal must not run after the delete: its RTM_NEWADDR would re-create
+            // the address (IPv4 creates even without NLM_F_CREATE) for a whole lifetime after the lease was given up.
+            let mut renewing = removals.lock().await;
+            renewing.insert(addr.address.addr(), generation);
             let result = nl.remove(&addr).await.map(|_| ()).map_err(|e| e.to_string());
+            drop(renewing);
             let _ = tx.send(Msg::Done(Done::Removed(name, result))).await;
         });
     }
@@ -143,9 +156,16 @@ impl Agent {
                 continue;
             }
             let Some((addr, _)) = self.floating_addr(&name) else { continue };
-            let (nl, tx) = (self.renewals.clone(), self.tx.clone());
+            let (nl, tx, removals) = (self.renewals.clone(), self.tx.clone(), self.removals.clone());
+            let seen = self.removal_generation.get(&addr.address.addr()).copied().unwrap_or(0);
             tokio::spawn(async move {
+                // Skipped if a removal was spawned after this renewal (see `spawn_remove`).
+                let renewing = removals.lock().await;
+                if renewing.get(&addr.address.addr()).is_some_and(|g| *g > seen) {
+                    return;
+                }
                 let result = nl.renew(&addr, deadline, &LeaseClock).await.map_err(|e| e.to_string());
+                drop(renewing);
                 let _ = tx.send(Msg::Done(Done::Renewed(name, result))).await;
             });
         }

@@ -153,6 +153,10 @@ pub(crate) struct Agent {
     errors: VecDeque<String>,
     /// Members that left the config in force, by name, with their old definition: torn down, then forgotten.
     retired: BTreeMap<Name, crate::manifest::model::Resource>,
+    /// Per address: the generation of its latest removal, here and (under the lock, around the delete) in
+    /// `removals`; a renewal spawned before a removal is skipped, so it can never re-create a deleted address.
+    removal_generation: BTreeMap<IpAddr, u64>,
+    removals: Arc<tokio::sync::Mutex<BTreeMap<IpAddr, u64>>>,
     /// Groups taken over by a hand-over: their addresses are added without an ARP probe (§4.11).
     no_probe: BTreeSet<Name>,
     /// Tear-downs in flight.
@@ -266,6 +270,8 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         retired: BTreeMap::new(),
         retiring: BTreeSet::new(),
         no_probe: BTreeSet::new(),
+        removal_generation: BTreeMap::new(),
+        removals: Arc::new(tokio::sync::Mutex::new(BTreeMap::new())),
         retire_after: BTreeMap::new(),
     };
     spawn_receiver(socket, tx.clone());
