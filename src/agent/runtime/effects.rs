@@ -121,17 +121,28 @@ impl Agent {
             task.abort();
         }
         self.observed.insert(name.clone(), Observed::Busy);
-        let (nl, tx, name, removals) = (self.netlink.clone(), self.tx.clone(), name.clone(), self.removals.clone());
-        let generation = self.next_removal(addr.address.addr());
+        let (tx, name) = (self.tx.clone(), name.clone());
+        let removal = self.removal(addr);
         tokio::spawn(async move {
-            // A renewal spawned before this removal must not run after the delete: its RTM_NEWADDR would re-create
-            // the address (IPv4 creates even without NLM_F_CREATE) for a whole lifetime after the lease was given up.
-            let mut renewing = removals.lock().await;
-            renewing.insert(addr.address.addr(), generation);
-            let result = nl.remove(&addr).await.map(|_| ()).map_err(|e| e.to_string());
-            drop(renewing);
+            let result = removal.await;
             let _ = tx.send(Msg::Done(Done::Removed(name, result))).await;
         });
+    }
+
+    /// Deletes `addr` so that no renewal spawned before this call runs after the delete: its RTM_NEWADDR would
+    /// re-create the address (IPv4 creates even without NLM_F_CREATE) for a whole lifetime after the lease was
+    /// given up. The removal's generation is published under the lock that renewals check.
+    pub(super) fn removal(
+        &mut self,
+        addr: FloatingAddr,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        let (nl, removals) = (self.netlink.clone(), self.removals.clone());
+        let generation = self.next_removal(addr.address.addr());
+        async move {
+            let mut renewing = removals.lock().await;
+            renewing.insert(addr.address.addr(), generation);
+            nl.remove(&addr).await.map(|_| ()).map_err(|e| e.to_string())
+        }
     }
 
     pub(super) fn spawn_service(&mut self, service: Service, action: Action) {

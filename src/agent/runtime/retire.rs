@@ -83,13 +83,9 @@ impl Agent {
                     if let Some(task) = self.announcers.remove(&name) {
                         task.abort();
                     }
-                    let (nl, addr, removals) = (self.netlink.clone(), FloatingAddr::from(&ip), self.removals.clone());
-                    let generation = self.next_removal(addr.address.addr());
+                    let removal = self.removal(FloatingAddr::from(&ip));
                     tokio::spawn(async move {
-                        let mut renewing = removals.lock().await;
-                        renewing.insert(addr.address.addr(), generation);
-                        let result = nl.remove(&addr).await.map(|_| ()).map_err(|e| e.to_string());
-                        drop(renewing);
+                        let result = removal.await;
                         let _ = tx.send(Msg::Done(Done::Retired(name, result))).await;
                     });
                 }
