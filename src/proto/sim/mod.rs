@@ -175,18 +175,7 @@ pub(crate) const MOVED_ADDRESS: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0x20
 /// Adds a floating address to `group` of `state`.
 pub(crate) fn add_address(state: &mut DesiredState, group: &str, address: IpAddr) {
     if let Some(g) = state.groups.get_mut(&Name(group.into())) {
-        let ip = FloatingIp {
-            name: Name("ip-moved".into()),
-            address: IpNet::new(address, 64).unwrap_or_default(),
-            interface: IfName("eth0".into()),
-            label: None,
-            announce: Announce {
-                count: 3,
-                interval: Duration::from_millis(200),
-                probe_wait: Duration::ZERO,
-                refresh: None,
-            },
-        };
+        let ip = sim_floating_ip("ip-moved", IpNet::new(address, 64).unwrap_or_default());
         g.members.push(Resource::FloatingIp(ip));
     }
 }
@@ -224,18 +213,7 @@ pub(crate) fn desired(
     let groups = (0..s.groups)
         .map(|g| {
             let name = Name(format!("g{g}"));
-            let ip = FloatingIp {
-                name: Name(format!("ip{g}")),
-                address: IpNet::new(group_address(g), 24).unwrap_or_default(),
-                interface: IfName("eth0".into()),
-                label: None,
-                announce: Announce {
-                    count: 3,
-                    interval: Duration::from_millis(200),
-                    probe_wait: Duration::ZERO,
-                    refresh: None,
-                },
-            };
+            let ip = sim_floating_ip(&format!("ip{g}"), IpNet::new(group_address(g), 24).unwrap_or_default());
             let group = Group {
                 name: name.clone(),
                 members: vec![Resource::FloatingIp(ip)],
@@ -248,4 +226,20 @@ pub(crate) fn desired(
         })
         .collect();
     DesiredState { cluster, nodes, groups }
+}
+
+/// A floating address as every simulated group declares it (no probe: the stand-in kernel has no ARP).
+fn sim_floating_ip(name: &str, address: IpNet) -> FloatingIp {
+    FloatingIp {
+        name: Name(name.into()),
+        address,
+        interface: IfName("eth0".into()),
+        label: None,
+        announce: Announce {
+            count: 3,
+            interval: Duration::from_millis(200),
+            probe_wait: Duration::ZERO,
+            refresh: None,
+        },
+    }
 }
