@@ -429,3 +429,24 @@ fn a_changed_floating_address_replaces_the_old_one_on_the_holder() {
         c.agents.logs()
     );
 }
+
+/// An address added to the held group is its own lease key (DESIGN.md §4.3): the holder adds it once the key is
+/// granted, at a renewal, while the first address and the service keep running untouched.
+#[test]
+fn an_address_added_to_a_held_group_joins_it_without_an_outage() {
+    if !netns_available("an_address_added_to_a_held_group_joins_it_without_an_outage") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = cluster(Policy::Majority);
+    let (first, pid) = c.settled();
+    let path = c.dir.join("cluster.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("members: [ip1, web]", "members: [ip1, web, ip2]")
+        + "---\napiVersion: hactl/v1\nkind: FloatingIP\nmetadata: {name: ip2}\n\
+           spec: {address: 192.0.2.102/24, interface: eth0, announce: {probeWait: 50ms}}\n";
+    std::fs::write(&path, text).unwrap();
+    c.keeps_serving(first, &pid, Duration::from_secs(3));
+    let has = |ns: &Ns| ns.ip(&["-br", "addr", "show", "dev", "eth0"]).contains("192.0.2.102/");
+    let other = if first == "ha1" { &c.ha2 } else { &c.ha1 };
+    assert!(has(ns(&c, first)) && !has(other), "the holder {first} alone has 192.0.2.102\n{}", c.agents.logs());
+}

@@ -38,8 +38,12 @@ pub struct Peer {
 /// One group as the core sees it: a lease key, its addresses and its placement scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupConf {
-    /// The lease key: the group's lowest floating address (all of its addresses move together).
+    /// The group's primary key (its lowest floating address): names the group in events and logs.
     pub key: LeaseKey,
+    /// One lease key per floating address, sorted (DESIGN.md §4.3): each address is its own PaxosLease instance at
+    /// the acceptors, so moving an address between groups never opens a second key for it. A group without an
+    /// address has the one key of [`keyless_group_key`].
+    pub keys: Vec<LeaseKey>,
     /// Every floating address of the group.
     pub addresses: Vec<IpAddr>,
     /// Location scores.
@@ -83,7 +87,7 @@ pub struct Config {
     pub nodes: BTreeMap<Name, Peer>,
     /// Groups with at least one floating address (a group without one has no lease; see the module docs).
     pub groups: BTreeMap<Name, GroupConf>,
-    /// The group of each lease key (records name keys, not groups).
+    /// The group of each lease key, every address of every group (records name keys, not groups).
     pub by_key: BTreeMap<LeaseKey, Name>,
 }
 
@@ -110,11 +114,13 @@ impl Config {
             .map(|(n, g)| {
                 let mut addresses: Vec<IpAddr> = g.floating_ips().map(|ip| ip.address.addr()).collect();
                 addresses.sort();
-                let key = addresses.first().copied().unwrap_or_else(|| keyless_group_key(n));
+                addresses.dedup();
+                let keys = if addresses.is_empty() { vec![keyless_group_key(n)] } else { addresses.clone() };
                 (
                     n.clone(),
                     GroupConf {
-                        key,
+                        key: keys[0],
+                        keys,
                         addresses,
                         prefer: g.prefer.clone(),
                         stickiness: g.stickiness,
@@ -124,7 +130,7 @@ impl Config {
                 )
             })
             .collect();
-        let by_key = groups.iter().map(|(n, g)| (g.key, n.clone())).collect();
+        let by_key = groups.iter().flat_map(|(n, g)| g.keys.iter().map(move |k| (*k, n.clone()))).collect();
         Ok(Config {
             by_key,
             me: me.clone(),

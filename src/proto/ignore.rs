@@ -21,6 +21,9 @@ impl Node {
         l.ballot = Ballot { round, node: self.id };
         l.held_ballot = l.ballot;
         l.t0 = now;
+        // No quorum to ask: every key of the group is ours at once.
+        l.covered = l.keys.iter().copied().collect();
+        l.asking = l.covered.clone();
         // The adoption record (§4.7) also under `ignore`, so a restarted or re-executed agent keeps its groups.
         self.record(l, false);
         let deadline = now + self.cfg.lease;
@@ -29,7 +32,8 @@ impl Node {
         l.stopping = None;
         l.next_renew = now + self.cfg.lease / 3;
         let handed = std::mem::take(&mut l.handed);
-        self.events.push_back(Event::Acquired { group: group.clone(), key: l.key, deadline, ballot: l.ballot, handed });
+        let (key, covers, ballot) = (l.key(), l.covers(), l.ballot);
+        self.events.push_back(Event::Acquired { group: group.clone(), key, covers, deadline, ballot, handed });
     }
 
     /// §4.7 under `ignore`: there is no quorum to confirm with, so a restarted node keeps its running group at
@@ -48,11 +52,14 @@ impl Node {
         l.holding = Some(deadline);
         l.active = true;
         l.next_renew = now;
-        self.events.push_back(Event::Adopted { group: group.clone(), key: l.key, deadline, ballot });
+        l.covered = l.keys.iter().copied().collect();
+        let (key, covers) = (l.key(), l.covers());
+        self.events.push_back(Event::Adopted { group: group.clone(), key, covers, deadline, ballot });
     }
 
     pub(super) fn drive_ignore_holder(&mut self, now: Duration, group: &Name, l: &mut Lease) {
-        if let Some((peer, round)) = self.members.claim(&l.key, now).map(|(n, r)| (n.clone(), r)) {
+        let claim = l.keys.iter().filter_map(|k| self.members.claim(k, now)).max_by_key(|(_, r)| *r);
+        if let Some((peer, round)) = claim.map(|(n, r)| (n.clone(), r)) {
             let peer_id = self.members.peers.get(&peer).and_then(|p| p.id).unwrap_or_default();
             let theirs = Ballot { round, node: peer_id };
             // The peer cannot see the conflict if it does not hear us: then we yield, whatever the ballots.
@@ -63,7 +70,7 @@ impl Node {
                 l.conflict = None;
                 l.stopping = None;
                 l.retry_at = now + self.cfg.dead_time;
-                self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
+                self.events.push_back(Event::MustFence { group: group.clone(), key: l.key() });
                 self.events.push_back(Event::Conflict { group: group.clone(), with: peer, yielded: true });
                 return;
             }
@@ -76,12 +83,15 @@ impl Node {
         }
         if now >= l.next_renew {
             l.t0 = now;
+            l.covered = l.keys.iter().copied().collect();
+            l.asking = l.covered.clone();
             self.record(l, false);
             let deadline = now + self.cfg.lease;
             l.holding = Some(deadline);
             l.next_renew = now + self.cfg.lease / 3;
             let ballot = l.held_ballot;
-            self.events.push_back(Event::Renewed { group: group.clone(), key: l.key, deadline, ballot });
+            let (key, covers) = (l.key(), l.covers());
+            self.events.push_back(Event::Renewed { group: group.clone(), key, covers, deadline, ballot });
         }
     }
 }

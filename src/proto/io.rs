@@ -173,6 +173,8 @@ pub enum Event {
         group: Name,
         /// Its lease key.
         key: LeaseKey,
+        /// The addresses (lease keys) the lease covers: the only ones to configure and keep (§4.3).
+        covers: Vec<LeaseKey>,
         /// Fence before `deadline − m` unless renewed.
         deadline: Duration,
         /// The lease's ballot.
@@ -186,6 +188,8 @@ pub enum Event {
         group: Name,
         /// Its lease key.
         key: LeaseKey,
+        /// The addresses (lease keys) the lease covers: the only ones to configure and keep (§4.3).
+        covers: Vec<LeaseKey>,
         /// The new deadline.
         deadline: Duration,
         /// The round's ballot.
@@ -197,6 +201,8 @@ pub enum Event {
         group: Name,
         /// Its lease key.
         key: LeaseKey,
+        /// The addresses (lease keys) the lease covers: the only ones to configure and keep (§4.3).
+        covers: Vec<LeaseKey>,
         /// The new deadline.
         deadline: Duration,
         /// The ballot renewed.

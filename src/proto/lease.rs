@@ -3,7 +3,8 @@
 //! adoption after a restart, graceful hand-over and Release. Under `policy: ignore` (§4.8) the same state holds a
 //! self-granted lease instead.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::manifest::model::QuorumPolicy;
@@ -11,10 +12,10 @@ use crate::manifest::values::Name;
 
 use super::acceptor::PlantedBug;
 use super::config::Config;
-use super::io::{AdoptionRecord, Event, QuorumKind};
+use super::io::{AdoptionRecord, Event};
 use super::node::Node;
 use super::placement::{self, Candidate};
-use super::wire::{Answer, Ballot, LeaseKey, Proposal, Record};
+use super::wire::{Ballot, LeaseKey, Proposal, Record};
 
 /// Where a round stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,18 +25,31 @@ pub(crate) enum Phase {
     Accepting,
 }
 
-/// One group's lease as seen by its (would-be) holder.
+/// Voters per lease key within one round.
+pub(crate) type Tally = BTreeMap<LeaseKey, BTreeSet<Name>>;
+
+/// One group's lease as seen by its (would-be) holder. Each floating address is its own PaxosLease key at the
+/// acceptors (DESIGN.md §4.3), and one round asks for all of the group's keys under one ballot.
 #[derive(Debug, Clone)]
 pub(crate) struct Lease {
-    pub key: LeaseKey,
+    /// The group's keys in this node's config (one per address, sorted).
+    pub keys: Vec<LeaseKey>,
+    /// The keys we hold under `held_ballot`: the only addresses the agent may configure. A key the config adds to
+    /// a held group joins at a later renewal, once a majority of its acceptors grant it (the address may still be
+    /// held under another group by a node that has not seen the new config yet).
+    pub covered: BTreeSet<LeaseKey>,
+    /// The keys the current round still asks for.
+    pub asking: BTreeSet<LeaseKey>,
+    /// Covered keys that joined a held group under `strict`, usable from the given instant (§4.6).
+    pub unripe: BTreeMap<LeaseKey, Duration>,
     pub phase: Phase,
     /// The ballot of the current round.
     pub ballot: Ballot,
     /// The round's start on the lease clock, recorded before Prepare (§4.3).
     pub t0: Duration,
-    pub promises: BTreeSet<Name>,
-    pub accepts: BTreeSet<Name>,
-    pub refused: BTreeSet<Name>,
+    pub promises: Tally,
+    pub accepts: Tally,
+    pub refused: Tally,
     pub rtx_at: Duration,
     /// The deadline of the lease we hold.
     pub holding: Option<Duration>,
@@ -65,15 +79,18 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    pub fn new(key: LeaseKey) -> Lease {
+    pub fn new(keys: Vec<LeaseKey>) -> Lease {
         Lease {
-            key,
+            keys,
+            covered: BTreeSet::new(),
+            asking: BTreeSet::new(),
+            unripe: BTreeMap::new(),
             phase: Phase::Idle,
             ballot: Ballot::default(),
             t0: Duration::ZERO,
-            promises: BTreeSet::new(),
-            accepts: BTreeSet::new(),
-            refused: BTreeSet::new(),
+            promises: Tally::new(),
+            accepts: Tally::new(),
+            refused: Tally::new(),
             rtx_at: Duration::ZERO,
             holding: None,
             held_ballot: Ballot::default(),
@@ -92,6 +109,28 @@ impl Lease {
         }
     }
 
+    /// The group's primary key (its lowest address): names it in events, logs and adoption.
+    pub fn key(&self) -> LeaseKey {
+        self.keys.first().copied().unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    }
+
+    /// The keys that must all reach a quorum for a round to count: every key when acquiring, the covered ones
+    /// when renewing (so a key that another node still holds does not cost us the ones we hold).
+    pub fn required(&self) -> BTreeSet<LeaseKey> {
+        let covered: BTreeSet<LeaseKey> = self.covered.iter().filter(|k| self.keys.contains(k)).copied().collect();
+        if self.holding.is_some() && !covered.is_empty() { covered } else { self.keys.iter().copied().collect() }
+    }
+
+    /// Every key this lease may have touched at the acceptors (what a Release must clear).
+    fn touched_keys(&self) -> BTreeSet<LeaseKey> {
+        self.keys.iter().chain(&self.covered).chain(&self.asking).copied().collect()
+    }
+
+    /// The covered keys whose addresses the agent may configure, for events, in order.
+    pub fn covers(&self) -> Vec<LeaseKey> {
+        self.covered.iter().filter(|k| !self.unripe.contains_key(k)).copied().collect()
+    }
+
     /// The next instant this lease needs the core without input.
     pub fn next_wake(&self, cfg: &Config) -> Duration {
         let mut t = Duration::MAX;
@@ -103,6 +142,9 @@ impl Lease {
         }
         if let Some(s) = self.strict_until {
             t = t.min(s);
+        }
+        if let Some(s) = self.unripe.values().min() {
+            t = t.min(*s);
         }
         if self.phase != Phase::Idle {
             t = t.min(self.rtx_at).min(self.t0 + cfg.lease.saturating_sub(cfg.margin));
@@ -121,65 +163,98 @@ fn rtx_interval(cfg: &Config) -> Duration {
 
 impl Node {
     pub(super) fn start_leases(&mut self, now: Duration) {
-        let groups: Vec<(Name, LeaseKey)> = self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.key)).collect();
-        for (name, key) in groups {
-            let mut l = Lease::new(key);
+        let groups: Vec<(Name, Vec<LeaseKey>)> =
+            self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.keys.clone())).collect();
+        for (name, keys) in groups {
+            let mut l = Lease::new(keys);
             self.maybe_adopt(now, &name, &mut l);
             self.leases.insert(name, l);
         }
     }
 
     /// §4.7: same boot, deadline not passed, not released: keep what runs and renew exactly that ballot.
-    /// Anything else found running is fenced.
+    /// Anything else found running is fenced. The keys adopted are those whose record names that ballot (a key
+    /// the config added while the agent was down joins at a later renewal, like any new address).
     fn maybe_adopt(&mut self, now: Duration, group: &Name, l: &mut Lease) {
-        let Some(rec) = self.persisted.records.get(&l.key).copied() else { return };
-        if rec.released {
+        let records: Vec<(LeaseKey, AdoptionRecord)> =
+            l.keys.iter().filter_map(|k| self.persisted.records.get(k).map(|r| (*k, *r))).collect();
+        let Some(rec) = records.iter().map(|(_, r)| *r).filter(|r| !r.released).max_by_key(|r| r.ballot) else {
             return;
-        }
+        };
         let m = self.cfg.margin;
         let live = rec.boot_id == self.boot_id && now + m < rec.deadline;
-        if live && self.cfg.policy == QuorumPolicy::Ignore {
+        if !live {
+            self.events.push_back(Event::MustFence { group: group.clone(), key: l.key() });
+            return;
+        }
+        l.covered = records.iter().filter(|(_, r)| *r == rec).map(|(k, _)| *k).collect();
+        if self.cfg.policy == QuorumPolicy::Ignore {
             self.adopt_ignore(now, group, l, rec.ballot, rec.deadline);
-        } else if live {
+        } else {
             l.adopting = true;
             l.holding = Some(rec.deadline);
             l.held_ballot = rec.ballot;
             l.ballot = rec.ballot;
             l.t0 = now;
             l.phase = Phase::Accepting;
+            l.asking = l.covered.clone();
             self.send_proposals(now, l, false);
-        } else {
-            self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
         }
     }
 
-    /// After a config change: leases follow their key (a renamed group keeps its lease); removed keys are fenced.
+    /// After a config change: leases follow their keys (a renamed group keeps its lease, an address added to or
+    /// removed from a held group keeps the others); a lease none of whose keys is configured any more is fenced.
     pub(super) fn rekey_leases(&mut self, now: Duration) {
         let mut old: Vec<(Name, Lease)> = std::mem::take(&mut self.leases).into_iter().collect();
-        let groups: Vec<(Name, LeaseKey)> = self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.key)).collect();
-        for (name, key) in groups {
-            let l = match old.iter().position(|(_, l)| l.key == key) {
+        let groups: Vec<(Name, Vec<LeaseKey>)> =
+            self.cfg.groups.iter().map(|(n, g)| (n.clone(), g.keys.clone())).collect();
+        for (name, keys) in groups {
+            // A held lease follows the keys it covers; a lease not held, the keys it asks for.
+            let overlap = |l: &Lease| {
+                let mine: Vec<&LeaseKey> =
+                    if l.holding.is_some() { l.covered.iter().collect() } else { l.keys.iter().collect() };
+                mine.into_iter().filter(|k| keys.contains(k)).count()
+            };
+            let best = old.iter().enumerate().filter(|(_, (_, l))| overlap(l) > 0).max_by_key(|(_, (_, l))| overlap(l));
+            let l = match best.map(|(i, _)| i) {
                 Some(i) => {
-                    let (was, mut l) = old.swap_remove(i);
-                    if was != name {
-                        // Renamed mid-hand-over: the agent reports `Stopped` under the old name, which is gone;
-                        // the next placement check asks again under the new one (stopping is idempotent).
-                        l.stopping = None;
-                        l.next_placement = Duration::ZERO;
-                    }
-                    l
+                    let (was, l) = old.swap_remove(i);
+                    self.follow_keys(now, was != name, l, keys)
                 }
-                None => Lease::new(key),
+                None => Lease::new(keys),
             };
             self.leases.insert(name, l);
         }
         for (name, mut l) in old {
             l.stopping = Some(self.cfg.me.clone());
             if l.holding.is_some() {
-                self.events.push_back(Event::MustFence { group: name, key: l.key });
+                self.events.push_back(Event::MustFence { group: name, key: l.key() });
                 self.release(now, &mut l, None);
             }
         }
+    }
+
+    /// A lease taken over by a group of the new config with (some of) its keys. Keys it no longer has are not
+    /// released: the agent removes their addresses as retired members, and the acceptors' exclusion runs out by
+    /// itself, so another group can take such an address only after this node fenced it (§4.3, §4.6).
+    fn follow_keys(&mut self, now: Duration, renamed: bool, mut l: Lease, keys: Vec<LeaseKey>) -> Lease {
+        if renamed {
+            // Renamed mid-hand-over: the agent reports `Stopped` under the old name, which is gone; the next
+            // placement check asks again under the new one (stopping is idempotent).
+            l.stopping = None;
+            l.next_placement = Duration::ZERO;
+        }
+        let grows = keys.iter().any(|k| !l.covered.contains(k));
+        l.keys = keys;
+        l.covered.retain(|k| l.keys.contains(k));
+        if l.phase != Phase::Idle && l.holding.is_none() {
+            // A round for the old key set: abandon it (released if it reached Accept); a fresh one follows.
+            self.end_failed_round(&mut l);
+        }
+        if l.holding.is_some() && grows && !l.adopting {
+            l.next_renew = now; // ask for the new keys at the next renewal, which is now
+        }
+        l
     }
 
     pub(super) fn drive_leases(&mut self, now: Duration) {
@@ -188,7 +263,9 @@ impl Node {
         let names: Vec<Name> = self
             .leases
             .iter()
-            .filter(|(_, l)| full || touched.contains(&l.key) || l.next_wake(&self.cfg) <= now)
+            .filter(|(_, l)| {
+                full || l.keys.iter().chain(&l.covered).any(|k| touched.contains(k)) || l.next_wake(&self.cfg) <= now
+            })
             .map(|(n, _)| n.clone())
             .collect();
         for name in names {
@@ -199,6 +276,9 @@ impl Node {
     }
 
     fn drive_lease(&mut self, now: Duration, group: &Name, l: &mut Lease) {
+        if l.phase != Phase::Idle {
+            self.advance_round(now, group, l);
+        }
         self.fence_if_due(now, group, l);
         if l.phase != Phase::Idle {
             if now + self.cfg.margin >= l.t0 + self.cfg.lease {
@@ -227,10 +307,11 @@ impl Node {
         l.active = false;
         l.adopting = false;
         l.strict_until = None;
+        l.unripe.clear();
         l.stopping = None;
         l.phase = Phase::Idle;
         if ran && !planted_no_fence {
-            self.events.push_back(Event::MustFence { group: group.clone(), key: l.key });
+            self.events.push_back(Event::MustFence { group: group.clone(), key: l.key() });
         }
     }
 
@@ -243,12 +324,14 @@ impl Node {
             let deadline = l.holding.unwrap_or(now);
             self.events.push_back(Event::Acquired {
                 group: group.clone(),
-                key: l.key,
+                key: l.key(),
+                covers: l.covers(),
                 deadline,
                 ballot: l.held_ballot,
                 handed: false,
             });
         }
+        self.ripen(now, group, l);
         if self.cfg.policy == QuorumPolicy::Ignore {
             self.drive_ignore_holder(now, group, l);
         } else if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
@@ -282,7 +365,7 @@ impl Node {
             .collect()
     }
 
-    fn ranking(&self, group: &Name, holder: Option<&Name>) -> Vec<(Name, i64)> {
+    pub(super) fn ranking(&self, group: &Name, holder: Option<&Name>) -> Vec<(Name, i64)> {
         match self.cfg.groups.get(group) {
             Some(g) => {
                 let moved = self.moved_to(group);
@@ -328,7 +411,7 @@ impl Node {
         if !self.cfg.is_member(&self.cfg.me) || now < l.retry_at {
             return;
         }
-        if self.members.claim(&l.key, now).is_some() {
+        if l.keys.iter().any(|k| self.members.claim(k, now).is_some()) {
             l.vacant_since = None;
             return;
         }
@@ -361,11 +444,12 @@ impl Node {
     }
 
     /// A new round: the deadline is recorded (and persisted for adoption) before Prepare is sent (§4.3, §4.7).
-    fn start_round(&mut self, now: Duration, l: &mut Lease) {
+    pub(super) fn start_round(&mut self, now: Duration, l: &mut Lease) {
         let round = self.next_round();
         l.ballot = Ballot { round, node: self.id };
         l.t0 = now;
         l.phase = Phase::Preparing;
+        l.asking = l.keys.iter().copied().collect();
         l.promises.clear();
         l.accepts.clear();
         l.refused.clear();
@@ -378,148 +462,36 @@ impl Node {
 
     pub(super) fn record(&mut self, l: &Lease, released: bool) {
         let rec = AdoptionRecord { ballot: l.ballot, deadline: l.t0 + self.cfg.lease, boot_id: self.boot_id, released };
-        self.persisted.records.insert(l.key, rec);
+        let keys = if released { l.touched_keys() } else { l.asking.iter().chain(&l.covered).copied().collect() };
+        for key in keys {
+            self.persisted.records.insert(key, rec);
+        }
         self.persist();
     }
 
-    /// Sends (or re-sends to those that have not answered) the round's Prepare or Accept.
-    fn send_proposals(&mut self, now: Duration, l: &mut Lease, prepare: bool) {
+    /// Sends (or re-sends to those that have not answered) the round's Prepare or Accept, one record per key.
+    pub(super) fn send_proposals(&mut self, now: Duration, l: &mut Lease, prepare: bool) {
         let tm_ms = u32::try_from(self.acceptor.max_tm.as_millis()).unwrap_or(u32::MAX);
-        let p = Proposal { key: l.key, round: l.ballot.round, tm_ms, voters: self.voters_digest() };
+        let voters = self.voters_digest();
         let answered = if prepare { &l.promises } else { &l.accepts };
+        let has = |tally: &Tally, key: &LeaseKey, v: &Name| tally.get(key).is_some_and(|s| s.contains(v));
         for v in self.all_voters() {
-            if answered.contains(&v) || l.refused.contains(&v) || (l.adopting && v == self.cfg.me) {
+            if l.adopting && v == self.cfg.me {
                 continue;
             }
-            self.send(&v, if prepare { Record::Prepare(p) } else { Record::Accept(p) });
+            for key in &l.asking {
+                if has(answered, key, &v) || has(&l.refused, key, &v) {
+                    continue;
+                }
+                let p = Proposal { key: *key, round: l.ballot.round, tm_ms, voters };
+                self.send(&v, if prepare { Record::Prepare(p) } else { Record::Accept(p) });
+            }
         }
         l.rtx_at = now + rtx_interval(&self.cfg);
     }
 
-    fn group_of(&self, key: LeaseKey) -> Option<Name> {
+    pub(super) fn group_of(&self, key: LeaseKey) -> Option<Name> {
         self.cfg.group_of(key).cloned()
-    }
-
-    pub(super) fn on_promise(&mut self, now: Duration, from: &Name, a: Answer) {
-        let Some(group) = self.group_of(a.key) else { return };
-        let Some(mut l) = self.leases.remove(&group) else { return };
-        if l.phase == Phase::Preparing && a.round == l.ballot.round {
-            self.see_round(a.promised.round);
-            if a.ok {
-                l.promises.insert(from.clone());
-                if self.is_quorum(&l.promises) {
-                    self.trace_quorum(a.key, l.ballot, QuorumKind::Prepare, &l.promises);
-                    if self.bug == Some(PlantedBug::LateTimer) {
-                        l.t0 = now; // planted bug: the timer starts at the Prepare quorum
-                    }
-                    l.phase = Phase::Accepting;
-                    l.refused.clear();
-                    self.send_proposals(now, &mut l, false);
-                }
-            } else {
-                self.refusal(now, &group, &mut l, from, &a);
-            }
-        }
-        self.leases.insert(group, l);
-    }
-
-    pub(super) fn on_accepted(&mut self, now: Duration, from: &Name, a: Answer) {
-        let Some(group) = self.group_of(a.key) else { return };
-        let Some(mut l) = self.leases.remove(&group) else { return };
-        if l.phase == Phase::Accepting && a.round == l.ballot.round {
-            if a.ok {
-                l.accepts.insert(from.clone());
-                if l.adopting {
-                    l.accepts.remove(&self.cfg.me); // §4.7: a majority of the *other* voters
-                }
-                if self.is_quorum(&l.accepts) {
-                    let kind = if l.adopting { QuorumKind::Adopt } else { QuorumKind::Accept };
-                    self.trace_quorum(a.key, l.ballot, kind, &l.accepts);
-                    self.established(now, &group, &mut l);
-                }
-            } else {
-                self.refusal(now, &group, &mut l, from, &a);
-            }
-        }
-        self.leases.insert(group, l);
-    }
-
-    fn refusal(&mut self, now: Duration, group: &Name, l: &mut Lease, from: &Name, a: &Answer) {
-        self.see_round(a.promised.round);
-        let others_lease = a.accepted.is_some_and(|b| b.node != self.id);
-        if l.adopting && l.ballot == l.held_ballot && !others_lease {
-            // §4.7 adoption renews exactly the persisted ballot; an acceptor that promised a higher one since
-            // (a rival's Prepare that lost the election) refuses it forever. No other lease is live there, so a
-            // fresh full round (Prepare then Accept, a majority of the *other* voters, our acceptor quarantined)
-            // is an ordinary renewal and just as safe; what runs is kept meanwhile, nothing is added.
-            self.start_round(now, l);
-            return;
-        }
-        l.refused.insert(from.clone());
-        let wait = match a.accepted {
-            Some(b) if b.node != self.id => Duration::from_millis(u64::from(a.left_ms) + 1),
-            _ => {
-                let ranked = self.ranking(group, None);
-                let rank = ranked.iter().position(|(n, _)| *n == self.cfg.me).unwrap_or(0);
-                self.cfg.interval / 2 * u32::try_from(rank + 1).unwrap_or(1)
-            }
-        };
-        l.retry_at = l.retry_at.max(now + wait);
-        let possible: BTreeSet<Name> = self.all_voters().difference(&l.refused).cloned().collect();
-        if !self.is_quorum(&possible) {
-            // An adoption that fails keeps what runs (adding nothing) until deadline − m, then fences (§4.7).
-            self.end_failed_round(l);
-        }
-    }
-
-    /// A round that can no longer establish a lease. If it reached Accept and we hold nothing, the acceptors
-    /// that did accept it would exclude everyone for `D_A` on behalf of a lease nobody holds — in a two-voter
-    /// plus witness cluster that blocks the real holder's adoption after a restart (it needs every other voter).
-    /// So the abandoned ballot is released (persisted first, §4.7). Never while holding: a holder's earlier
-    /// ballots are what keeps the others out until it fences.
-    fn end_failed_round(&mut self, l: &mut Lease) {
-        let accepting = l.phase == Phase::Accepting;
-        l.phase = Phase::Idle;
-        if accepting && l.holding.is_none() && l.ballot.node == self.id {
-            self.record(l, true);
-            let record = Record::Release { key: l.key, round: l.ballot.round, to: None };
-            for v in self.all_voters() {
-                self.send(&v, record.clone());
-            }
-        }
-    }
-
-    fn established(&mut self, now: Duration, group: &Name, l: &mut Lease) {
-        if self.bug == Some(PlantedBug::TimerAtAcceptQuorum) {
-            l.t0 = now; // planted bug: the timer starts when the lease is confirmed
-        }
-        let deadline = l.t0 + self.cfg.lease;
-        let fresh = l.holding.is_none();
-        if fresh {
-            l.stopping = None;
-        }
-        l.holding = Some(deadline);
-        l.held_ballot = l.ballot;
-        l.phase = Phase::Idle;
-        l.next_renew = l.t0 + self.cfg.lease / 3;
-        l.retry_at = Duration::ZERO;
-        let (group, key, ballot) = (group.clone(), l.key, l.ballot);
-        // A hand-over counts for this acquisition only: a Release repeated in heartbeats may have set `go_now`
-        // again while this round ran, and a later acquisition must not skip the strict wait on its account.
-        let handed = std::mem::take(&mut l.handed);
-        l.go_now = false;
-        if l.adopting {
-            l.adopting = false;
-            l.active = true;
-            self.events.push_back(Event::Adopted { group, key, deadline, ballot });
-        } else if l.active {
-            self.events.push_back(Event::Renewed { group, key, deadline, ballot });
-        } else if fresh && self.cfg.strict && !handed {
-            l.strict_until = Some(now + self.cfg.strict_wait());
-        } else if l.strict_until.is_none() {
-            l.active = true;
-            self.events.push_back(Event::Acquired { group, key, deadline, ballot, handed });
-        }
     }
 
     /// `Input::Stopped` after a hand-over's MustStop: persist "released", then Release to everyone.
@@ -529,7 +501,7 @@ impl Node {
             && l.holding.is_some()
         {
             self.release(now, &mut l, Some(&to));
-            self.events.push_back(Event::Released { group: group.clone(), key: l.key });
+            self.events.push_back(Event::Released { group: group.clone(), key: l.key() });
         }
         self.leases.insert(group.clone(), l);
     }
@@ -539,16 +511,19 @@ impl Node {
         let to_id = to.and_then(|n| self.members.peers.get(n)).and_then(|p| p.id);
         let round = l.ballot.round.max(l.held_ballot.round);
         let everyone: Vec<Name> = self.cfg.nodes.keys().cloned().collect();
-        let record = Record::Release { key: l.key, round, to: to_id };
-        for n in everyone {
-            self.send(&n, record.clone());
+        for key in l.touched_keys() {
+            let record = Record::Release { key, round, to: to_id };
+            for n in &everyone {
+                self.send(n, record.clone());
+            }
+            self.releases.retain(|(r, _)| !matches!(r, Record::Release { key: k, .. } if *k == key));
+            self.releases.push((record, now + self.cfg.dead_time));
         }
-        self.releases.retain(|(r, _)| !matches!(r, Record::Release { key, .. } if *key == l.key));
-        self.releases.push((record, now + self.cfg.dead_time));
         l.holding = None;
         l.active = false;
         l.stopping = None;
         l.phase = Phase::Idle;
+        l.unripe.clear();
         // Do not race the target for a while: it acquires at once.
         l.retry_at = now + self.cfg.dead_time;
     }
@@ -569,5 +544,38 @@ impl Node {
             l.retry_at = now;
             l.vacant_since = Some(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> LeaseKey {
+        s.parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn acquiring_needs_every_key_and_renewing_only_the_covered_ones() {
+        let (x, y) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let mut l = Lease::new(vec![x, y]);
+        assert_eq!(l.required(), [x, y].into(), "a fresh acquisition needs every address");
+        l.holding = Some(Duration::from_secs(5));
+        l.covered = [x].into();
+        assert_eq!(l.required(), [x].into(), "a renewal must not wait for the address that just joined");
+        l.covered = [ip("192.0.2.9")].into();
+        assert_eq!(l.required(), [x, y].into(), "covering none of today's keys is no holding to renew");
+    }
+
+    #[test]
+    fn an_unripe_key_is_not_offered_to_the_agent_and_a_release_clears_every_key() {
+        let (x, y, z) = (ip("192.0.2.1"), ip("192.0.2.2"), ip("192.0.2.3"));
+        let mut l = Lease::new(vec![x, y]);
+        l.covered = [x, y].into();
+        l.unripe.insert(y, Duration::from_secs(3));
+        assert_eq!(l.covers(), vec![x]);
+        l.asking = [z].into();
+        assert_eq!(l.touched_keys(), [x, y, z].into());
+        assert_eq!(l.key(), x);
     }
 }

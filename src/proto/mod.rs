@@ -14,6 +14,7 @@ pub mod membership;
 mod node;
 pub mod ops;
 pub mod placement;
+mod round;
 pub mod sim;
 mod trace;
 pub mod wire;

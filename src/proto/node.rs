@@ -307,7 +307,8 @@ impl Node {
         for l in self.leases.values() {
             if let Some(deadline) = l.holding.filter(|d| *d > now) {
                 let left_ms = u32::try_from((deadline - now).as_millis()).unwrap_or(u32::MAX);
-                records.push(Record::Held { key: l.key, round: l.held_ballot.round, left_ms });
+                let round = l.held_ballot.round;
+                records.extend(l.covered.iter().map(|key| Record::Held { key: *key, round, left_ms }));
             }
         }
         let peers: Vec<Name> = self.members.peers.keys().cloned().collect();

@@ -105,6 +105,11 @@ impl Agent {
         let (Some((addr, ip)), Some(deadline)) = (self.floating_addr(name), self.deadlines.get(group).copied()) else {
             return;
         };
+        if !self.covered(group, addr.address.addr()) {
+            // §4.3: an address the config just added to a held group waits until its own lease key is granted
+            // (another node may still hold it under the old config); the renewal that grants it wakes us again.
+            return;
+        }
         self.observed.insert(name.clone(), Observed::Busy);
         // §4.11: no probe after a hand-over whose Release confirmed the address is gone (a move costs no probe).
         let probe_wait = if self.no_probe.contains(group) { Duration::ZERO } else { ip.announce.probe_wait };
@@ -167,6 +172,9 @@ impl Agent {
                 continue;
             }
             let Some((addr, _)) = self.floating_addr(&name) else { continue };
+            if !self.covered(group, addr.address.addr()) {
+                continue;
+            }
             let (nl, tx, removals) = (self.renewals.clone(), self.tx.clone(), self.removals.clone());
             let seen = self.removal_generation.get(&addr.address.addr()).copied().unwrap_or(0);
             tokio::spawn(async move {
@@ -180,6 +188,11 @@ impl Agent {
                 let _ = tx.send(Msg::Done(Done::Renewed(name, result))).await;
             });
         }
+    }
+
+    /// Whether the group's lease covers `address` (each address is its own lease key, §4.3).
+    fn covered(&self, group: &Name, address: std::net::IpAddr) -> bool {
+        self.covers.get(group).is_some_and(|c| c.contains(&address))
     }
 
     pub(super) fn cancel_announcements(&mut self, group: &Name) {

@@ -61,8 +61,9 @@ impl Agent {
                 warn!(peer = %node, digest = hex, "peer runs a different config");
             }
             Event::AuthFailed { node } => warn!(peer = %node, "datagram failed authentication (key mismatch?)"),
-            Event::Acquired { group, deadline, ballot, handed, .. } => {
+            Event::Acquired { group, covers, deadline, ballot, handed, .. } => {
                 info!(group = %group, round = ballot.round, handed, "lease acquired");
+                self.covers.insert(group.clone(), covers.into_iter().collect());
                 if handed {
                     self.no_probe.insert(group.clone());
                 } else {
@@ -71,12 +72,14 @@ impl Agent {
                 self.rounds.insert(group.clone(), ballot.round);
                 self.hold(group, deadline);
             }
-            Event::Adopted { group, deadline, ballot, .. } => {
+            Event::Adopted { group, covers, deadline, ballot, .. } => {
                 info!(group = %group, round = ballot.round, "lease adopted after restart");
+                self.covers.insert(group.clone(), covers.into_iter().collect());
                 self.rounds.insert(group.clone(), ballot.round);
                 self.hold(group, deadline);
             }
-            Event::Renewed { group, deadline, .. } => {
+            Event::Renewed { group, covers, deadline, .. } => {
+                self.covers.insert(group.clone(), covers.into_iter().collect());
                 self.deadlines.insert(group.clone(), deadline);
                 self.renew_addresses(&group, deadline);
             }
@@ -119,6 +122,7 @@ impl Agent {
 
     pub(super) fn set_disposition(&mut self, group: &Name, to: Disposition) {
         if to != Disposition::Hold {
+            self.covers.remove(group);
             self.no_probe.remove(group);
             self.deadlines.remove(group);
             self.cancel_announcements(group);

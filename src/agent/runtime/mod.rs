@@ -128,6 +128,8 @@ pub(crate) struct Agent {
     dispositions: BTreeMap<Name, Disposition>,
     /// Per group: the lease deadline on the lease clock, while held.
     deadlines: BTreeMap<Name, Duration>,
+    /// The addresses each held group's lease covers (from the core's events): the only ones it may configure.
+    covers: BTreeMap<Name, BTreeSet<IpAddr>>,
     /// Per group being adopted after a restart: when adoption must give way to fencing.
     adopt_until: BTreeMap<Name, Duration>,
     /// Per member: what is observed.
@@ -253,6 +255,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         notifier: Notifier::from_env(),
         dispositions: BTreeMap::new(),
         deadlines: BTreeMap::new(),
+        covers: BTreeMap::new(),
         adopt_until,
         observed: BTreeMap::new(),
         cooldown: BTreeMap::new(),
@@ -323,7 +326,9 @@ fn adoption_window(
     cfg.groups
         .iter()
         .filter_map(|(group, g)| {
-            let record = persisted.records.get(&g.key)?;
+            // Like the core: the newest unreleased record among the group's keys (one per address).
+            let record =
+                g.keys.iter().filter_map(|k| persisted.records.get(k)).max_by_key(|r| (!r.released, r.ballot))?;
             let until = record.deadline.checked_sub(cfg.margin)?;
             (record.boot_id == boot_id && !record.released && until > now).then(|| (group.clone(), until))
         })

@@ -85,6 +85,8 @@ pub(crate) struct SimNode {
     /// Non-queued path: (real time, key, delete?) for refreshes and fences (DESIGN.md §4.6).
     quick: Vec<(Duration, LeaseKey, bool)>,
     deadlines: BTreeMap<LeaseKey, Duration>,
+    /// The addresses each held group's lease covers (by the group's primary key), as the core last said.
+    covers: BTreeMap<LeaseKey, BTreeSet<std::net::IpAddr>>,
     awaiting_adoption: BTreeSet<LeaseKey>,
     restarted_at: Duration,
     /// World truth for (h): the real instant this incarnation's acceptor quarantine ends.
@@ -128,6 +130,7 @@ impl SimNode {
             left: false,
             quick: Vec::new(),
             deadlines: BTreeMap::new(),
+            covers: BTreeMap::new(),
             awaiting_adoption: BTreeSet::new(),
             restarted_at: Duration::ZERO,
             quarantine_end: Duration::ZERO,

@@ -1,5 +1,6 @@
 //! One step of the simulated world: restarts, hangs, faults, deliveries, reconciler effects and timeouts.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::proto::Operation;
@@ -121,9 +122,9 @@ impl World {
         let now = self.now;
         let margin = self.s.timers.margin;
         match e {
-            Event::Acquired { key, deadline, ballot, .. }
-            | Event::Renewed { key, deadline, ballot, .. }
-            | Event::Adopted { key, deadline, ballot, .. } => {
+            Event::Acquired { key, ref covers, deadline, ballot, .. }
+            | Event::Renewed { key, ref covers, deadline, ballot, .. }
+            | Event::Adopted { key, ref covers, deadline, ballot, .. } => {
                 let adopted = matches!(e, Event::Adopted { .. });
                 let node = &mut self.nodes[i];
                 if !node.cfg.is_member(&node.name) {
@@ -143,9 +144,13 @@ impl World {
                 node.awaiting_adoption.remove(&key);
                 let since = if adopted { node.restarted_at } else { Duration::ZERO };
                 let fence = node.real(deadline.saturating_sub(margin));
-                self.checker.lease(now, key, ballot, since, fence)?;
+                // (f) per address: each is its own lease key at the acceptors.
+                for k in covers {
+                    self.checker.lease(now, *k, ballot, since, fence)?;
+                }
                 let node = &mut self.nodes[i];
                 node.deadlines.insert(key, deadline);
+                node.covers.insert(key, covers.iter().copied().collect());
                 if matches!(e, Event::Acquired { .. }) || (adopted && !holds(&node.kernel, key)) {
                     self.queue_slow(i, Effect::Add(key));
                 } else {
@@ -156,6 +161,7 @@ impl World {
             Event::MustFence { key, .. } => {
                 let node = &mut self.nodes[i];
                 node.deadlines.remove(&key);
+                node.covers.remove(&key);
                 node.awaiting_adoption.remove(&key);
                 node.slow.retain(|e| !matches!(e, Effect::Add(k) if *k == key));
                 let at = now + self.rng.between(Duration::ZERO, 3 * MS);
@@ -169,6 +175,7 @@ impl World {
             }
             Event::Released { key, .. } => {
                 self.nodes[i].deadlines.remove(&key);
+                self.nodes[i].covers.remove(&key);
             }
             Event::Left => self.nodes[i].left = true,
             _ => {}
@@ -276,6 +283,17 @@ impl World {
         let bug = self.s.bug;
         let keys = self.keys.clone();
         let margin = self.s.timers.margin;
+        if !self.healed && self.disk_fail > 0.0 && self.rng.chance(self.disk_fail) {
+            // (g) The agent reads its state and writes the next incarnation (fsynced) before anything else; when
+            // either fails it refuses to start (§4.2) and is tried again later, sending nothing meanwhile.
+            self.stats.failed_writes += 1;
+            let down = self.rng.between(Duration::from_millis(100), Duration::from_secs(1));
+            self.nodes[i].down_until = Some(self.now + down);
+            if self.verbose {
+                eprintln!("{:>12.6?} {} START REFUSED: state not persisted", self.now, self.nodes[i].name);
+            }
+            return Ok(());
+        }
         let node = &mut self.nodes[i];
         node.down_until = None;
         node.restarted_at = self.now;
@@ -284,13 +302,16 @@ impl World {
         // Like the agent: only a lease whose address is still in the kernel is adopted (a record of a round
         // that never established has none; adopting it would add the address without the strict wait).
         let mut persisted = node.persisted.clone();
-        persisted.records.retain(|k, _| holds(&node.kernel, *k));
-        node.awaiting_adoption = persisted
+        persisted.records.retain(|address, _| node.kernel.contains_key(address));
+        let live: BTreeSet<LeaseKey> = persisted
             .records
             .iter()
             .filter(|(_, r)| !r.released && r.boot_id == node.boot_id && local + margin < r.deadline)
             .map(|(k, _)| *k)
             .collect();
+        // Records are per address; events name a group by its primary key.
+        node.awaiting_adoption =
+            node.cfg.groups.values().filter(|g| g.keys.iter().any(|k| live.contains(k))).map(|g| g.key).collect();
         let boot = Boot {
             id: node.id,
             incarnation: node.incarnation,
@@ -347,6 +368,7 @@ impl World {
         node.slow.clear();
         node.quick.clear();
         node.deadlines.clear();
+        node.covers.clear();
         node.awaiting_adoption.clear();
         node.hung_until = None;
         node.down_until = Some(now + down);
@@ -523,6 +545,20 @@ impl World {
             if changes > allowed {
                 let inv = if self.sticky { "(c) stickiness not honoured" } else { "(k) flapping" };
                 return fail(inv, format!("{key}: {changes} holder changes after {stable:?}"));
+            }
+        }
+        self.every_address_with_its_group()
+    }
+
+    /// (b) for every address, not only each group's primary one: an address the rollout moved into a held group
+    /// ends on that group's holder (each address is its own lease key, §4.3).
+    fn every_address_with_its_group(&self) -> Result<(), Violation> {
+        let Some(cfg) = self.final_cfgs.first() else { return Ok(()) };
+        for (name, g) in &cfg.groups {
+            let Some(holder) = self.nodes.iter().find(|n| holds(&n.kernel, g.key)) else { continue };
+            if let Some(missing) = g.addresses.iter().find(|a| !holder.kernel.contains_key(a)) {
+                let detail = format!("{}: {missing} of {name} missing on the holder {}", holder.name, holder.name);
+                return Err(Violation { invariant: "(b) address not with its group", at: self.now, detail });
             }
         }
         Ok(())

@@ -122,13 +122,19 @@ impl World {
 }
 
 impl World {
-    /// The agent adds (or refreshes) every address of the group whose key is `key` in the config its core runs,
-    /// recording the key, and removes any it added under that key that the group no longer has.
+    /// The agent adds (or refreshes) every address of the group whose key is `key` in the config its core runs
+    /// that the lease covers, recording the group's key, and removes any it added under that key that the group
+    /// no longer has or the lease no longer covers.
     pub(super) fn install(&mut self, i: usize, key: LeaseKey, expires: Duration) {
         let node = &mut self.nodes[i];
         let cfg = node.core.as_ref().map(|c| c.config()).unwrap_or(&node.cfg);
-        let addresses: Vec<std::net::IpAddr> =
-            cfg.groups.values().find(|g| g.key == key).map(|g| g.addresses.clone()).unwrap_or_default();
+        let covers = node.covers.get(&key);
+        let addresses: Vec<std::net::IpAddr> = cfg
+            .groups
+            .values()
+            .find(|g| g.key == key)
+            .map(|g| g.addresses.iter().filter(|a| covers.is_some_and(|c| c.contains(a))).copied().collect())
+            .unwrap_or_default();
         node.kernel.retain(|addr, a| a.key != key || addresses.contains(addr));
         for addr in addresses {
             node.kernel.insert(addr, KernelAddr { key, expires, stale: false });
