@@ -223,6 +223,15 @@ fn sim_catches_agent_that_ignores_failed_writes() {
     );
 }
 
+/// The move benchmark found it in the real agent: a lifetime renewal in flight re-created an address that a
+/// hand-over had just removed (IPv4 RTM_NEWADDR creates), so the old holder and the target both had it. The
+/// simulated agent's renewals are in flight for up to 10 ms; one that ignores the removal generation is caught.
+#[test]
+fn sim_catches_renewal_that_recreates_a_removed_address() {
+    let s = Scenario { renewal_ignores_removals: true, ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_renewal_that_recreates_a_removed_address", s, 3000, "(a)");
+}
+
 #[test]
 fn sim_catches_quorum_with_quarantined_acceptor() {
     let s = Scenario { bug: Some(PlantedBug::PrepareInQuarantine), ..Scenario::majority(3, false) };

@@ -53,6 +53,9 @@ pub struct Scenario {
     /// Planted bug of the simulated agent (checker self-test of (g)): a failed write of the protocol state is
     /// logged and the agent carries on, instead of exiting before it sends anything.
     pub ignore_failed_writes: bool,
+    /// Planted agent bug: a lifetime renewal in flight is applied even after a removal overtook it (the real agent
+    /// skips it: `Agent::removal` in src/agent/runtime, a removal generation checked under a lock).
+    pub renewal_ignores_removals: bool,
     /// Timers: heartbeat interval, dead time, T, m.
     pub timers: Timers,
     /// Only power off the holder now and then (the failover benchmark).
@@ -113,6 +116,7 @@ impl Scenario {
             move_address: false,
             replay_across_receiver_restart: false,
             ignore_failed_writes: false,
+            renewal_ignores_removals: false,
             timers: Timers::defaults(),
             crash_only: false,
             strict: None,

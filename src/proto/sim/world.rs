@@ -84,6 +84,10 @@ pub(crate) struct SimNode {
     busy_until: Duration,
     /// Non-queued path: (real time, key, delete?) for refreshes and fences (DESIGN.md §4.6).
     quick: Vec<(Duration, LeaseKey, bool)>,
+    /// Lifetime renewals whose netlink request is in flight: (applied at, key, expiry, removal generation read).
+    inflight: Vec<(Duration, LeaseKey, Vec<IpAddr>, Duration, u64)>,
+    /// Removals executed per key: a renewal read before one of them must not re-create the address.
+    removals: BTreeMap<LeaseKey, u64>,
     deadlines: BTreeMap<LeaseKey, Duration>,
     /// The addresses each held group's lease covers (by the group's primary key), as the core last said.
     covers: BTreeMap<LeaseKey, BTreeSet<std::net::IpAddr>>,
@@ -129,6 +133,8 @@ impl SimNode {
             busy_until: Duration::ZERO,
             left: false,
             quick: Vec::new(),
+            inflight: Vec::new(),
+            removals: BTreeMap::new(),
             deadlines: BTreeMap::new(),
             covers: BTreeMap::new(),
             awaiting_adoption: BTreeSet::new(),
@@ -366,6 +372,9 @@ impl World {
                     t = t.min(n.busy_until);
                 }
                 for (at, _, _) in &n.quick {
+                    t = t.min(*at);
+                }
+                for (at, ..) in &n.inflight {
                     t = t.min(*at);
                 }
             }

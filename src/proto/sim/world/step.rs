@@ -1,6 +1,7 @@
 //! One step of the simulated world: restarts, hangs, faults, deliveries, reconciler effects and timeouts.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::proto::Operation;
@@ -54,6 +55,11 @@ impl World {
             if let Some(pos) = self.nodes[i].quick.iter().position(|(at, _, _)| *at <= now) {
                 let (_, key, delete) = self.nodes[i].quick.swap_remove(pos);
                 self.quick_effect(i, key, delete);
+                return Ok(());
+            }
+            if let Some(pos) = self.nodes[i].inflight.iter().position(|(at, ..)| *at <= now) {
+                let (_, key, addresses, expires, generation) = self.nodes[i].inflight.swap_remove(pos);
+                self.renewal_lands(i, key, addresses, expires, generation);
                 return Ok(());
             }
             if !self.nodes[i].slow.is_empty() && self.nodes[i].busy_until <= now {
@@ -212,14 +218,33 @@ impl World {
         let adding = node.slow.iter().any(|e| matches!(e, Effect::Add(k) if *k == key));
         match (delete, live, holds(&node.kernel, key) || !adding) {
             // Level-triggered like the reconciler: a live lease whose address is missing gets it (again).
+            // The netlink request is in flight for a while (a loaded host): a removal may overtake it.
             (false, Some(d), true) => {
                 let expires = now + self.lifetime(i, d - local);
-                self.install(i, key, expires);
+                let generation = self.nodes[i].removals.get(&key).copied().unwrap_or(0);
+                let lands = now + self.rng.between(Duration::ZERO, 10 * MS);
+                let addresses = self.covered_addresses(i, key);
+                self.nodes[i].inflight.push((lands, key, addresses, expires, generation));
             }
-            (true, _, _) | (false, None, true) => {
-                self.nodes[i].kernel.retain(|_, a| a.key != key);
-            }
+            (true, _, _) | (false, None, true) => self.remove(i, key),
             _ => {}
+        }
+    }
+
+    /// The agent deletes the addresses it added under `key` (one removal generation more).
+    fn remove(&mut self, i: usize, key: LeaseKey) {
+        let node = &mut self.nodes[i];
+        node.kernel.retain(|_, a| a.key != key);
+        *node.removals.entry(key).or_insert(0) += 1;
+    }
+
+    /// A renewal's netlink request reaches the kernel. An IPv4 RTM_NEWADDR re-creates a deleted address, so the
+    /// agent skips a renewal that a removal overtook (`Agent::removal` in src/agent/runtime); the planted bug
+    /// does not.
+    fn renewal_lands(&mut self, i: usize, key: LeaseKey, addresses: Vec<IpAddr>, expires: Duration, generation: u64) {
+        let now_gen = self.nodes[i].removals.get(&key).copied().unwrap_or(0);
+        if now_gen == generation || self.s.renewal_ignores_removals {
+            self.put(i, key, addresses, expires);
         }
     }
 
@@ -244,7 +269,7 @@ impl World {
                 Ok(())
             }
             Effect::Stop(group, key) => {
-                self.nodes[i].kernel.retain(|_, a| a.key != key);
+                self.remove(i, key);
                 self.feed(i, Input::Stopped(group))
             }
         }
@@ -367,6 +392,8 @@ impl World {
         node.inbox.clear();
         node.slow.clear();
         node.quick.clear();
+        // A crash drops the renewals in flight, as if they had not reached the kernel yet.
+        node.inflight.clear();
         node.deadlines.clear();
         node.covers.clear();
         node.awaiting_adoption.clear();

@@ -126,15 +126,25 @@ impl World {
     /// that the lease covers, recording the group's key, and removes any it added under that key that the group
     /// no longer has or the lease no longer covers.
     pub(super) fn install(&mut self, i: usize, key: LeaseKey, expires: Duration) {
-        let node = &mut self.nodes[i];
+        let addresses = self.covered_addresses(i, key);
+        self.put(i, key, addresses, expires);
+    }
+
+    /// The addresses of the group whose key is `key` that its lease covers, in the config node `i`'s core runs.
+    pub(super) fn covered_addresses(&self, i: usize, key: LeaseKey) -> Vec<std::net::IpAddr> {
+        let node = &self.nodes[i];
         let cfg = node.core.as_ref().map(|c| c.config()).unwrap_or(&node.cfg);
         let covers = node.covers.get(&key);
-        let addresses: Vec<std::net::IpAddr> = cfg
-            .groups
+        cfg.groups
             .values()
             .find(|g| g.key == key)
             .map(|g| g.addresses.iter().filter(|a| covers.is_some_and(|c| c.contains(a))).copied().collect())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Configures exactly `addresses` under `key` in node `i`'s kernel, with the given expiry.
+    pub(super) fn put(&mut self, i: usize, key: LeaseKey, addresses: Vec<std::net::IpAddr>, expires: Duration) {
+        let node = &mut self.nodes[i];
         node.kernel.retain(|addr, a| a.key != key || addresses.contains(addr));
         for addr in addresses {
             node.kernel.insert(addr, KernelAddr { key, expires, stale: false });
