@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod restart;
+
 use crate::support::agents::{Agents, ONE_LAB};
 use crate::support::netns::{Lab, Ns, eventually, netns_available};
 

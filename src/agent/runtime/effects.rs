@@ -57,6 +57,9 @@ impl Agent {
             let disposition = self.disposition(&group.name);
             let members = Member::zip(group, |n| self.effective(n));
             for effect in plan(&group.name, disposition, &members) {
+                if self.sweeping() && matches!(effect, Effect::AddAddress(_) | Effect::Start(_)) {
+                    continue; // §4.1: left-overs of an earlier run go first
+                }
                 self.execute(&group.name, disposition, effect, &group.members);
             }
         }
@@ -146,6 +149,14 @@ impl Agent {
     }
 
     pub(super) fn spawn_service(&mut self, service: Service, action: Action) {
+        if action == Action::Start
+            && let Err(e) = self.record_start(&service)
+        {
+            error!(service = %service.name, "not started: cannot record it in the state directory: {e}");
+            self.remember_error(format!("{}: not started, cannot record it ({e})", service.name));
+            self.retry_later(service.name, Observed::Failed);
+            return;
+        }
         self.observed.insert(service.name.clone(), Observed::Busy);
         let (ctx, tx) = (self.drivers.clone(), self.tx.clone());
         tokio::spawn(async move {
@@ -252,6 +263,7 @@ impl Agent {
         let observed = match (action, &outcome) {
             (Action::Stop, o) if o.is_stopped() => {
                 self.stuck.remove(&name);
+                self.forget_started(&name);
                 info!(service = %name, "stopped ({outcome})");
                 Observed::Down
             }

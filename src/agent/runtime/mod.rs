@@ -10,6 +10,7 @@
 mod api;
 mod effects;
 mod events;
+mod leftovers;
 mod retire;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -152,7 +153,12 @@ pub(crate) struct Agent {
     /// Recent errors, for `status`.
     errors: VecDeque<String>,
     /// Members that left the config in force, by name, with their old definition: torn down, then forgotten.
-    retired: BTreeMap<Name, crate::manifest::model::Resource>,
+    retired: BTreeMap<Name, retire::Retired>,
+    /// What this node started, on disk: a restarted agent stops what its new config no longer defines.
+    started: crate::agent::started::StartedRecords,
+    /// Left-overs of an earlier run found at start-up whose first stop has not returned: nothing is added or
+    /// started before they are down (DESIGN.md §4.1).
+    sweep: BTreeSet<Name>,
     /// Per address: the generation of its latest removal, here and (under the lock, around the delete) in
     /// `removals`; a renewal spawned before a removal is skipped, so it can never re-create a deleted address.
     removal_generation: BTreeMap<IpAddr, u64>,
@@ -268,6 +274,8 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         errors: VecDeque::new(),
         running: crate::agent::deliver::read_set(&opts.manifests).ok(),
         retired: BTreeMap::new(),
+        started: crate::agent::started::StartedRecords::open(&opts.state_dir)?,
+        sweep: BTreeSet::new(),
         retiring: BTreeSet::new(),
         no_probe: BTreeSet::new(),
         removal_generation: BTreeMap::new(),
