@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod keys;
 mod restart;
 
 use crate::support::agents::{Agents, ONE_LAB};
