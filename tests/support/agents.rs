@@ -50,6 +50,8 @@ impl Agents {
         work.join(format!("{node}.sock"))
     }
 
+    /// SIGKILLs `node`'s agent and reaps it: once reaped every thread has exited, so its sockets are closed and
+    /// an agent started right after binds the port (a process seen as a zombie may still hold them).
     pub fn kill(&mut self, node: &str) {
         if let Some((_, child, _)) = self.children.iter_mut().find(|(n, _, _)| n == node) {
             let _ = child.kill();

@@ -13,6 +13,7 @@ mod events;
 mod keys;
 mod leftovers;
 mod retire;
+mod sockets;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -235,9 +236,8 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     };
     let address = cfg.nodes.get(&me).map(|p| p.address).ok_or_else(|| AgentError::Config(format!("no node {me}")))?;
     let bind = SocketAddr::new(address, state.cluster.port);
-    let socket = Arc::new(UdpSocket::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?);
-    let peer_api =
-        tokio::net::TcpListener::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?;
+    let (socket, peer_api) = sockets::bind_peer_port(bind).await?;
+    let socket = Arc::new(socket);
     let node = Node::new(now, cfg, boot);
     info!(node = %me, uuid = %uuid, incarnation, keys = keys::fingerprints(&keys), "agent starting");
     let keys = keyfile::SharedKeys::new(keys);
