@@ -63,3 +63,31 @@ fn members_still_defined_identically_are_adopted_not_stopped() {
     c.keeps_serving(first, &pid, Duration::from_secs(3));
     assert!(!c.agents.logs().contains("started by an earlier run"), "{}", c.agents.logs());
 }
+
+/// A member found running at start-up is recorded too (an agent upgraded from one that kept no records): if
+/// its group is then removed while the agent is down, it is still stopped.
+#[test]
+fn a_member_found_running_is_recorded_and_stopped_when_its_group_goes() {
+    if !netns_available("a_member_found_running_is_recorded_and_stopped_when_its_group_goes") {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = cluster(Policy::Majority);
+    let (first, pid) = c.settled();
+    let (dir, work) = (c.dir.clone(), c.work.path().to_path_buf());
+    let record = work.join(format!("state-{first}")).join("members").join("web.json");
+    c.agents.kill(first);
+    std::fs::remove_file(&record).unwrap();
+    let node_ns = ns(&c, first).clone();
+    c.agents.start(&node_ns, first, &dir, &work);
+    let recorded = eventually(Duration::from_secs(10), || record.exists().then_some(()));
+    assert!(recorded.is_some(), "the adopted member is recorded again\n{}", c.agents.logs());
+    c.keeps_serving(first, &pid, Duration::from_secs(1));
+    c.agents.kill(first);
+    let path = c.dir.join("cluster.yaml");
+    std::fs::write(&path, without_the_group(&std::fs::read_to_string(&path).unwrap())).unwrap();
+    c.agents.start(&node_ns, first, &dir, &work);
+    let gone = eventually(Duration::from_secs(15), || (!alive(&pid)).then_some(()));
+    assert!(gone.is_some(), "the service {pid} of the removed group must be stopped\n{}", c.agents.logs());
+    assert!(c.agents.logs().contains("started by an earlier run"), "stopped at start-up\n{}", c.agents.logs());
+}

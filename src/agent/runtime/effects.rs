@@ -276,6 +276,14 @@ impl Agent {
                 if action == Action::Start {
                     info!(service = %name, "started");
                 }
+                // Found running (at start-up, or new in the config): recorded too, so that one started by an agent
+                // that kept no records (an upgrade) is stopped if its group goes while the agent is down.
+                if action == Action::Status
+                    && let Some(service) = self.service(&name).cloned()
+                    && let Err(e) = self.record_start(&service)
+                {
+                    warn!(service = %name, "cannot record a running member: {e}");
+                }
                 self.next_monitor.insert(name.clone(), Instant::now() + interval);
                 Observed::Up
             }
