@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod fds;
+mod keys;
+mod restart;
+
 use crate::support::agents::{Agents, ONE_LAB};
 use crate::support::netns::{Lab, Ns, eventually, netns_available};
 

@@ -6,3 +6,4 @@ pub mod deliver;
 pub mod persist;
 pub mod plan;
 pub mod runtime;
+pub mod started;

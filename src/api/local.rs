@@ -9,7 +9,6 @@
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -21,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::types::{ApiRequest, ApiResponse, Reply};
-use crate::sys::keyfile::ClusterKeys;
+use crate::sys::keyfile::{ClusterKeys, SharedKeys};
 
 /// Largest request body accepted (a manifest set for `plan`).
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -72,7 +71,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
 }
 
 /// Serves connections until the agent goes away; `keys` sign the requests forwarded to peers (`?node=`).
-pub async fn serve(listener: UnixListener, calls: mpsc::Sender<Call>, keys: Arc<ClusterKeys>) {
+pub async fn serve(listener: UnixListener, calls: mpsc::Sender<Call>, keys: SharedKeys) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -102,7 +101,7 @@ pub fn target(query: Option<&str>) -> Option<&str> {
 async fn handle(
     req: Request<Incoming>,
     calls: mpsc::Sender<Call>,
-    keys: Arc<ClusterKeys>,
+    keys: SharedKeys,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let node = target(req.uri().query()).map(str::to_string);
@@ -113,7 +112,7 @@ async fn handle(
     if let Some(node) = node {
         match ask(&calls, ApiRequest::Locate(node.clone())).await {
             Ok(ApiResponse::Located(Ok(Some(addr)))) => {
-                return Ok(forward(addr, &node, &keys, &method, &path, body).await);
+                return Ok(forward(addr, &node, &keys.get(), &method, &path, body).await);
             }
             Ok(ApiResponse::Located(Ok(None))) => {} // this node: answered here
             Ok(ApiResponse::Located(Err(why))) => return Ok(reply(StatusCode::UNPROCESSABLE_ENTITY, &why)),

@@ -25,7 +25,7 @@ use super::auth::{self, Verifier};
 use super::local::{Call, json};
 use super::types::Reply;
 use crate::agent::deliver::{self, DeliverError, ManifestSet};
-use crate::sys::keyfile::ClusterKeys;
+use crate::sys::keyfile::{ClusterKeys, SharedKeys};
 
 /// Path of the manifest delivery.
 pub const MANIFESTS_PATH: &str = "/v1/manifests";
@@ -42,8 +42,8 @@ pub fn now_ms() -> u64 {
 /// What the peer API server needs.
 #[derive(Debug)]
 pub struct PeerServer {
-    /// The cluster keys requests are checked against.
-    pub keys: ClusterKeys,
+    /// The cluster keys requests are checked against (replaced in place on a rotation).
+    pub keys: SharedKeys,
     /// The watched manifest directory.
     pub manifests: PathBuf,
     /// The agent's state-owning task, which answers the local API's requests.
@@ -53,7 +53,7 @@ pub struct PeerServer {
 
 impl PeerServer {
     /// A server for `manifests`, checking with `keys`, answering other requests through `calls`.
-    pub fn new(keys: ClusterKeys, manifests: PathBuf, calls: mpsc::Sender<Call>) -> PeerServer {
+    pub fn new(keys: SharedKeys, manifests: PathBuf, calls: mpsc::Sender<Call>) -> PeerServer {
         PeerServer { keys, manifests, calls, verifier: Mutex::new(Verifier::default()) }
     }
 }
@@ -93,8 +93,8 @@ async fn handle(
     let signed = auth::Request { method: parts.method.as_str(), path: &path, body: &body };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let verdict = match server.verifier.lock() {
-        Ok(mut v) => v.verify(&server.keys, &signed, header, now_ms()),
-        Err(poisoned) => poisoned.into_inner().verify(&server.keys, &signed, header, now_ms()),
+        Ok(mut v) => v.verify(&server.keys.get(), &signed, header, now_ms()),
+        Err(poisoned) => poisoned.into_inner().verify(&server.keys.get(), &signed, header, now_ms()),
     };
     if let Err(e) = verdict {
         warn!(peer = %from, method = %parts.method, path, "peer API request refused: {e}");

@@ -49,6 +49,9 @@ pub struct NodeStatus {
     pub drift: bool,
     /// This is the answering node.
     pub local: bool,
+    /// Its datagrams failed authentication within deadTime: alive but misconfigured (keys differ, §4.8).
+    #[serde(default)]
+    pub auth_failing: bool,
 }
 
 /// One group.

@@ -133,6 +133,9 @@ fn text(s: &Status) -> String {
         if n.drift {
             flags.push("CONFIG DRIFT".to_string());
         }
+        if n.auth_failing {
+            flags.push("MISCONFIGURED: its datagrams fail authentication (cluster keys differ)".to_string());
+        }
         let digest = n.digest.as_deref().unwrap_or("-");
         let me = if n.local { " (this node)" } else { "" };
         let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };

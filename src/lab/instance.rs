@@ -264,14 +264,21 @@ impl Lab {
     /// Starts the node daemon of `node` again after it died (a `kill -9` test), leaving everything else in the
     /// namespace as it is: what systemd's `Restart=always` does. Refused while it still runs.
     pub fn restart_daemon(&mut self, node: &str) -> Result<(), LabError> {
-        // Reap what has exited (the killed daemon), so no zombie keeps its pid.
-        if let Some(children) = self.children.get_mut(node) {
-            children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
-        }
         if let Some(pid) = self.daemon_pid(node)? {
             return Err(LabError::Daemon(format!("the daemon of {node} still runs (pid {pid})")));
         }
         let index = self.daemon_index(node)?;
+        // Reaped, not merely a zombie: a killed daemon's threads may still hold its sockets (see `procs::running`),
+        // so the new one would fail to bind its port. Bounded: exiting threads take milliseconds.
+        let old = self.state.nodes[node].processes.get(index).map(|r| r.pid);
+        if let Some(children) = self.children.get_mut(node) {
+            for child in children.iter_mut().filter(|c| i32::try_from(c.id()).ok() == old) {
+                if !procs::reap(child, std::time::Duration::from_secs(5)) {
+                    return Err(LabError::Daemon(format!("the daemon of {node} was not reaped within 5 s")));
+                }
+            }
+            children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        }
         let spec = self.state.spec.clone();
         let command = self.state.node_mut(node)?.commands[index].clone();
         let child = procs::spawn(&spec.node_ns(node), &spec.node_dir(node), &command)?;

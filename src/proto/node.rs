@@ -133,6 +133,12 @@ impl Node {
         self.id
     }
 
+    /// Replaces the cluster keys (a rotation, DESIGN.md §4.8): the first signs from the next datagram on, all
+    /// verify; nothing else changes, so a rotation costs no restart.
+    pub fn set_keys(&mut self, keys: Keys) {
+        self.keys = keys;
+    }
+
     /// This node's current configuration.
     pub fn config(&self) -> &Config {
         &self.cfg

@@ -45,6 +45,29 @@ pub struct ClusterKeys {
     pub accepted: Vec<Key>,
 }
 
+/// The keys in force, shared by the tasks that sign and verify (the peer API, the local API's relay) and
+/// replaced in place when the key file changes, so a rotation needs no restart (DESIGN.md §4.8).
+#[derive(Debug, Clone)]
+pub struct SharedKeys(std::sync::Arc<std::sync::RwLock<ClusterKeys>>);
+
+impl SharedKeys {
+    /// Shares `keys`.
+    pub fn new(keys: ClusterKeys) -> SharedKeys {
+        SharedKeys(std::sync::Arc::new(std::sync::RwLock::new(keys)))
+    }
+
+    /// The keys in force now.
+    pub fn get(&self) -> ClusterKeys {
+        // A panic while holding the lock cannot leave a half-written value (one assignment).
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts `keys` in force for every holder of this handle.
+    pub fn set(&self, keys: ClusterKeys) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+    }
+}
+
 /// Why a key file cannot be used; the agent refuses to start on any of these.
 #[derive(Debug, Error)]
 pub enum KeyFileError {

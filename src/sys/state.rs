@@ -86,6 +86,35 @@ impl StateDir {
         File::open(&self.path).and_then(|d| d.sync_all()).map_err(io(&self.path))
     }
 
+    /// Removes a record durably (a missing one is fine): after `Ok`, a crash does not bring it back.
+    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(StateError::Io { path, source }),
+        }
+        File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StateError::Io { path: self.path.clone(), source })
+    }
+
+    /// The records in the directory, sorted (temporary files of interrupted writes are not records).
+    pub fn names(&self) -> Result<Vec<String>, StateError> {
+        let io = |source| StateError::Io { path: self.path.clone(), source };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.path).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if let Some(name) = entry.file_name().to_str()
+                && !name.starts_with('.')
+            {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// The node's UUID, created at first start. Names are for people; the UUID is what ballots carry, so a
     /// node re-installed under the same name is a new voter, not the old one with a lost memory.
     pub fn node_uuid(&self) -> Result<Uuid, StateError> {
@@ -161,6 +190,20 @@ mod tests {
     fn unwritable_directory_is_an_error() {
         let err = StateDir::open(Path::new("/proc/hactl-cannot-exist")).expect_err("cannot create under /proc");
         assert!(err.to_string().contains("/proc/hactl-cannot-exist"), "{err}");
+    }
+
+    #[test]
+    fn removed_records_are_gone_and_listing_skips_temporaries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(dir.path()).expect("open");
+        state.write("b", b"2").expect("write");
+        state.write("a", b"1").expect("write");
+        std::fs::write(dir.path().join(".c.tmp"), b"half").expect("tmp");
+        assert_eq!(state.names().expect("names"), ["a", "b"]);
+        state.remove("a").expect("remove");
+        state.remove("a").expect("a missing record is fine");
+        assert_eq!(state.read("a").expect("read"), None);
+        assert_eq!(state.names().expect("names"), ["b"]);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use super::netns::Ns;
 /// cores would measure each other.
 pub static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Agents started by a test, killed by PID when it ends (the lab's Drop also kills what is left inside).
+/// Agents started by a test, killed by PID when it ends (the lab's Drop also kills what is left inside). A node
+/// restarted by a test has several entries; `kill`, `pid` and `wait_exit` mean its latest agent.
 #[derive(Default)]
 pub struct Agents {
     /// Node, process, log file.
@@ -50,8 +51,10 @@ impl Agents {
         work.join(format!("{node}.sock"))
     }
 
+    /// SIGKILLs `node`'s agent and reaps it: once reaped every thread has exited, so its sockets are closed and
+    /// an agent started right after binds the port (a process seen as a zombie may still hold them).
     pub fn kill(&mut self, node: &str) {
-        if let Some((_, child, _)) = self.children.iter_mut().find(|(n, _, _)| n == node) {
+        if let Some((_, child, _)) = self.children.iter_mut().rev().find(|(n, _, _)| n == node) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -59,7 +62,7 @@ impl Agents {
 
     /// Waits up to `limit` for `node`'s agent to exit by itself; its exit status, or None if it still runs.
     pub fn wait_exit(&mut self, node: &str, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
-        let (_, child, _) = self.children.iter_mut().find(|(n, _, _)| n == node)?;
+        let (_, child, _) = self.children.iter_mut().rev().find(|(n, _, _)| n == node)?;
         for _ in 0..(limit.as_millis() / 20 + 1) {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(status);
@@ -70,7 +73,7 @@ impl Agents {
     }
 
     pub fn pid(&self, node: &str) -> nix::unistd::Pid {
-        let (_, child, _) = self.children.iter().find(|(n, _, _)| n == node).unwrap();
+        let (_, child, _) = self.children.iter().rev().find(|(n, _, _)| n == node).unwrap();
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap())
     }
 

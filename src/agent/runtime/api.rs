@@ -163,6 +163,7 @@ impl Agent {
             .rejected()
             .map(|f| f.iter().map(|f| format!("manifest change rejected: {f}")).collect())
             .unwrap_or_default();
+        errors.extend(self.key_error().map(str::to_string));
         errors.extend(self.errors.iter().cloned());
         let now = LeaseClock::read();
         let ops = self.node.operations(now);
@@ -173,14 +174,15 @@ impl Agent {
             warning: (policy == QuorumPolicy::Ignore)
                 .then(|| "quorum policy ignore: a partition can make two holders (split brain)".to_string()),
             digest: hex(&self.node.config().digest),
-            nodes: self.node_statuses(&ops),
+            nodes: self.node_statuses(&ops, now),
             groups: self.group_statuses(&ops, now),
             errors,
         }
     }
 
-    fn node_statuses(&self, ops: &InForce) -> Vec<NodeStatus> {
+    fn node_statuses(&self, ops: &InForce, now: Duration) -> Vec<NodeStatus> {
         let mine = self.node.config().digest;
+        let dead_time = self.node.config().dead_time;
         self.state
             .nodes
             .keys()
@@ -195,6 +197,7 @@ impl Agent {
                         digest,
                         drift: false,
                         local: true,
+                        auth_failing: false,
                     };
                 }
                 let peer = self.node.peers().peers.get(name);
@@ -213,6 +216,9 @@ impl Agent {
                     digest: digest.map(|d| hex(&d)),
                     drift,
                     local: false,
+                    // §4.8: its datagrams arrive but fail authentication (a key it has and we lack, or the
+                    // reverse): alive, misconfigured, never counted as silence.
+                    auth_failing: peer.and_then(|p| p.auth_failed).is_some_and(|at| now.saturating_sub(at) < dead_time),
                 }
             })
             .collect()

@@ -57,6 +57,9 @@ impl Agent {
             let disposition = self.disposition(&group.name);
             let members = Member::zip(group, |n| self.effective(n));
             for effect in plan(&group.name, disposition, &members) {
+                if self.sweeping() && matches!(effect, Effect::AddAddress(_) | Effect::Start(_)) {
+                    continue; // §4.1: left-overs of an earlier run go first
+                }
                 self.execute(&group.name, disposition, effect, &group.members);
             }
         }
@@ -151,6 +154,14 @@ impl Agent {
     }
 
     pub(super) fn spawn_service(&mut self, service: Service, action: Action) {
+        if action == Action::Start
+            && let Err(e) = self.record_start(&service)
+        {
+            error!(service = %service.name, "not started: cannot record it in the state directory: {e}");
+            self.remember_error(format!("{}: not started, cannot record it ({e})", service.name));
+            self.retry_later(service.name, Observed::Failed);
+            return;
+        }
         self.observed.insert(service.name.clone(), Observed::Busy);
         let (ctx, tx) = (self.drivers.clone(), self.tx.clone());
         tokio::spawn(async move {
@@ -265,6 +276,7 @@ impl Agent {
         let observed = match (action, &outcome) {
             (Action::Stop, o) if o.is_stopped() => {
                 self.stuck.remove(&name);
+                self.forget_started(&name);
                 info!(service = %name, "stopped ({outcome})");
                 Observed::Down
             }
@@ -276,6 +288,14 @@ impl Agent {
             (_, Outcome::Running) => {
                 if action == Action::Start {
                     info!(service = %name, "started");
+                }
+                // Found running (at start-up, or new in the config): recorded too, so that one started by an agent
+                // that kept no records (an upgrade) is stopped if its group goes while the agent is down.
+                if action == Action::Status
+                    && let Some(service) = self.service(&name).cloned()
+                    && let Err(e) = self.record_start(&service)
+                {
+                    warn!(service = %name, "cannot record a running member: {e}");
                 }
                 self.next_monitor.insert(name.clone(), Instant::now() + interval);
                 Observed::Up

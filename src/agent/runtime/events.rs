@@ -148,6 +148,7 @@ impl Agent {
 
     /// Learns what runs at start-up: addresses on the interfaces, and each service's status.
     pub(super) async fn startup(&mut self) {
+        self.sweep_leftovers();
         let groups: Vec<_> = self.state.groups.values().cloned().collect();
         for group in &groups {
             for member in &group.members {
@@ -157,7 +158,10 @@ impl Agent {
         self.read_addresses().await;
         for group in &groups {
             for member in &group.members {
-                if let Resource::Service(service) = member {
+                // A left-over of the same name is stopped first; its tear-down asks the status afterwards.
+                if let Resource::Service(service) = member
+                    && !self.retired.contains_key(&service.name)
+                {
                     self.spawn_status(service.clone());
                 }
             }

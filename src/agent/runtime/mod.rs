@@ -10,7 +10,10 @@
 mod api;
 mod effects;
 mod events;
+mod keys;
+mod leftovers;
 mod retire;
+mod sockets;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -154,7 +157,16 @@ pub(crate) struct Agent {
     /// Recent errors, for `status`.
     errors: VecDeque<String>,
     /// Members that left the config in force, by name, with their old definition: torn down, then forgotten.
-    retired: BTreeMap<Name, crate::manifest::model::Resource>,
+    retired: BTreeMap<Name, retire::Retired>,
+    /// What this node started, on disk: a restarted agent stops what its new config no longer defines.
+    started: crate::agent::started::StartedRecords,
+    /// Left-overs of an earlier run found at start-up whose first stop has not returned: nothing is added or
+    /// started before they are down (DESIGN.md §4.1).
+    sweep: BTreeSet<Name>,
+    /// The cluster keys in force, shared with the API servers; replaced when the key file changes.
+    keys: keyfile::SharedKeys,
+    /// Why the key file cannot be used now (the keys in force stay), for `status`.
+    key_error: Option<String>,
     /// Per address: the generation of its latest removal, here and (under the lock, around the delete) in
     /// `removals`; a renewal spawned before a removal is skipped, so it can never re-create a deleted address.
     removal_generation: BTreeMap<IpAddr, u64>,
@@ -213,26 +225,24 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     let netlink = Arc::new(Netlink::connect()?);
     keep_records_with_addresses(&netlink, &state, &mut persisted).await;
     let boot_id = boot_number(&state::boot_id()?);
-    let mut wire_keys = vec![keys.current.0.to_vec()];
-    wire_keys.extend(keys.accepted.iter().map(|k| k.0.to_vec()));
     let now = LeaseClock::read();
     let adopt_until = adoption_window(&cfg, &persisted, boot_id, now);
     let boot = Boot {
         id: proto::wire::NodeId(*uuid.as_bytes()),
         incarnation,
         boot_id,
-        keys: proto::wire::Keys(wire_keys),
+        keys: keys::wire_keys(&keys),
         persisted,
         bug: None,
         trace: false,
     };
     let address = cfg.nodes.get(&me).map(|p| p.address).ok_or_else(|| AgentError::Config(format!("no node {me}")))?;
     let bind = SocketAddr::new(address, state.cluster.port);
-    let socket = Arc::new(UdpSocket::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?);
-    let peer_api =
-        tokio::net::TcpListener::bind(bind).await.map_err(|source| AgentError::Bind { addr: bind, source })?;
+    let (socket, peer_api) = sockets::bind_peer_port(bind).await?;
+    let socket = Arc::new(socket);
     let node = Node::new(now, cfg, boot);
-    info!(node = %me, uuid = %uuid, incarnation, key = keys.current.fingerprint(), "agent starting");
+    info!(node = %me, uuid = %uuid, incarnation, keys = keys::fingerprints(&keys), "agent starting");
+    let keys = keyfile::SharedKeys::new(keys);
     let (tx, rx) = mpsc::channel(1024);
     let (exits_tx, mut exits_rx) = mpsc::unbounded_channel();
     let mut drivers = DriverContext::new(Some(exits_tx));
@@ -271,6 +281,10 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         errors: VecDeque::new(),
         running: crate::agent::deliver::read_set(&opts.manifests).ok(),
         retired: BTreeMap::new(),
+        started: crate::agent::started::StartedRecords::open(&opts.state_dir)?,
+        sweep: BTreeSet::new(),
+        keys: keys.clone(),
+        key_error: None,
         retiring: BTreeSet::new(),
         no_probe: BTreeSet::new(),
         removal_generation: BTreeMap::new(),
@@ -387,13 +401,13 @@ fn spawn_api(
     opts: &Options,
     tx: mpsc::Sender<Msg>,
     peer_api: tokio::net::TcpListener,
-    keys: &keyfile::ClusterKeys,
+    keys: &keyfile::SharedKeys,
 ) -> Result<(), AgentError> {
     let listener = crate::api::local::bind(&opts.api_socket)?;
     let (calls_tx, mut calls_rx) = mpsc::channel(64);
     let peer_server = crate::api::peer::PeerServer::new(keys.clone(), opts.manifests.clone(), calls_tx.clone());
     tokio::spawn(crate::api::peer::serve(peer_api, Arc::new(peer_server)));
-    tokio::spawn(crate::api::local::serve(listener, calls_tx, Arc::new(keys.clone())));
+    tokio::spawn(crate::api::local::serve(listener, calls_tx, keys.clone()));
     tokio::spawn(async move {
         while let Some(call) = calls_rx.recv().await {
             if tx.send(Msg::Api(call)).await.is_err() {
@@ -511,7 +525,13 @@ impl Agent {
         Ok(false)
     }
 
+    /// Reads the manifests and the key file again; takes a valid change.
     fn rescan(&mut self) {
+        self.rescan_manifests();
+        self.reload_keys();
+    }
+
+    fn rescan_manifests(&mut self) {
         let scan = manifest::load_paths(std::slice::from_ref(&self.manifests));
         match self.tracker.observe(scan) {
             ConfigChange::Unchanged => {}

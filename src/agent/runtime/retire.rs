@@ -2,7 +2,12 @@
 //! member whose definition changed): their old definition is torn down here, addresses first and then services
 //! (the fencing order, DESIGN.md §4.6), idempotently and retried until it succeeds (issue 4: "removing a group
 //! stops it and releases its addresses"). A member of the new config with the same name waits (`Busy`) until its
-//! old self is gone, so a changed service is stopped before its new definition starts.
+//! old self is gone, so a changed service is stopped before its new definition starts. Services of one group
+//! stop in reverse member order, as a hand-over stops them.
+//!
+//! The same queue stops what an earlier run of the agent started and the config it starts with no longer
+//! defines identically (a group removed while the agent was down: DESIGN.md §4.1), from the records of
+//! [`crate::agent::started`]; see [`Agent::sweep_leftovers`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -28,9 +33,24 @@ fn same_instance(old: &Resource, new: &Resource) -> bool {
     }
 }
 
-/// Every member of `state` by name.
-fn members(state: &DesiredState) -> BTreeMap<&Name, &Resource> {
-    state.groups.values().flat_map(|g| g.members.iter()).map(|m| (m.name(), m)).collect()
+/// Every member of `state` by name, with its group and position.
+fn members(state: &DesiredState) -> BTreeMap<&Name, (&Name, usize, &Resource)> {
+    state
+        .groups
+        .values()
+        .flat_map(|g| g.members.iter().enumerate().map(move |(i, m)| (m.name(), (&g.name, i, m))))
+        .collect()
+}
+
+/// A member being torn down: its old definition, and where it stood (services stop in reverse order).
+#[derive(Debug, Clone)]
+pub(crate) struct Retired {
+    /// The definition to tear down.
+    pub resource: Resource,
+    /// Its group then.
+    pub group: Name,
+    /// Its index in that group.
+    pub position: usize,
 }
 
 impl Agent {
@@ -40,16 +60,17 @@ impl Agent {
     pub(super) fn retire_changed(&mut self, new: &DesiredState) -> Vec<crate::manifest::model::Service> {
         let old_state = self.state.clone();
         let (old, fresh) = (members(&old_state), members(new));
-        for (name, resource) in &old {
-            if !fresh.get(name).is_some_and(|new| same_instance(resource, new)) {
+        for (name, (group, position, resource)) in &old {
+            if !fresh.get(name).is_some_and(|(_, _, new)| same_instance(resource, new)) {
                 info!(member = %name, "no longer in the config in force (or changed): tearing its old definition down");
-                self.retired.insert((*name).clone(), (*resource).clone());
+                let retired = Retired { resource: (*resource).clone(), group: (*group).clone(), position: *position };
+                self.retired.insert((*name).clone(), retired);
                 self.observed.insert((*name).clone(), Observed::Busy);
             }
         }
         let mut look = Vec::new();
-        for (name, resource) in &fresh {
-            if old.get(name).is_some_and(|was| same_instance(was, resource)) {
+        for (name, (_, _, resource)) in &fresh {
+            if old.get(name).is_some_and(|(_, _, was)| same_instance(was, resource)) {
                 continue;
             }
             self.observed.insert((*name).clone(), Observed::Busy);
@@ -63,17 +84,27 @@ impl Agent {
         look
     }
 
-    /// Starts the tear-down of retired members that is not in flight: addresses first; services once no retired
-    /// address is left.
+    /// Whether `r` may be torn down now: addresses at once; a service once no retired address is left and no
+    /// later member of its group is still up (reverse order).
+    fn retire_due(&self, r: &Retired) -> bool {
+        if matches!(r.resource, Resource::FloatingIp(_)) {
+            return true;
+        }
+        !self
+            .retired
+            .values()
+            .any(|o| matches!(o.resource, Resource::FloatingIp(_)) || (o.group == r.group && o.position > r.position))
+    }
+
+    /// Starts the tear-down of retired members that is not in flight and is due (see `retire_due`).
     pub(super) fn reconcile_retired(&mut self) {
         let now = Instant::now();
-        let addresses_left = self.retired.values().any(|r| matches!(r, Resource::FloatingIp(_)));
         let due: Vec<(Name, Resource)> = self
             .retired
             .iter()
-            .filter(|(n, r)| !self.retiring.contains(*n) && (matches!(r, Resource::FloatingIp(_)) || !addresses_left))
+            .filter(|(n, r)| !self.retiring.contains(*n) && self.retire_due(r))
             .filter(|(n, _)| self.retire_after.get(*n).is_none_or(|t| *t <= now))
-            .map(|(n, r)| (n.clone(), r.clone()))
+            .map(|(n, r)| (n.clone(), r.resource.clone()))
             .collect();
         for (name, resource) in due {
             self.retiring.insert(name.clone());
@@ -104,10 +135,13 @@ impl Agent {
     /// The result of one tear-down: done (the member of the new config, if any, is looked at afresh), or retried.
     pub(super) fn on_retired(&mut self, name: Name, result: Result<(), String>) {
         self.retiring.remove(&name);
+        self.sweep.remove(&name);
         match result {
             Ok(()) => {
                 info!(member = %name, "old definition torn down");
-                self.retired.remove(&name);
+                if self.retired.remove(&name).is_some_and(|r| matches!(r.resource, Resource::Service(_))) {
+                    self.forget_started(&name);
+                }
                 self.retire_after.remove(&name);
                 self.observed.remove(&name);
                 if let Some(s) = self.service(&name).cloned() {

@@ -30,7 +30,8 @@ fn path(dir: &Path, service: &Name) -> PathBuf {
     dir.join(format!("{service}.pid"))
 }
 
-/// Writes the record durably (temporary file, fsync, rename), creating the directory if needed.
+/// Writes the record durably (temporary file, fsync, rename, fsync of the directory: the rename is durable only
+/// once the directory entry is), creating the directory if needed.
 pub(crate) fn write(dir: &Path, service: &Name, record: Record) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let target = path(dir, service);
@@ -38,7 +39,8 @@ pub(crate) fn write(dir: &Path, service: &Name, record: Record) -> std::io::Resu
     let mut file = std::fs::File::create(&temporary)?;
     writeln!(file, "{} {}", record.pid, record.start_ticks)?;
     file.sync_all()?;
-    std::fs::rename(&temporary, &target)
+    std::fs::rename(&temporary, &target)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Reads a record; `None` when there is none or it cannot be parsed.
