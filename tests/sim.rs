@@ -75,12 +75,11 @@ fn sim_majority_rollout_moves_address() {
     run_seeds("sim_majority_rollout_moves_address", &s, 500);
 }
 
-/// (l) for datagrams recorded before their receiver's restart. It fails today: a restarted core starts every
-/// peer's replay window afresh, so a datagram of the sender's current (or, if it has not been heard since, an
-/// older) incarnation that the receiver processed before its restart is accepted again (first at seed 2: a
-/// restarted n1 takes n0's datagram from n0's previous life as n0 being alive).
+/// (l) for datagrams recorded before their receiver's restart: a restarted core has lost every peer's replay
+/// window, and uses a datagram's records only when its header echoes the receiver's current incarnation
+/// (`src/proto/receive.rs`). Before the echo it failed at seed 2 (a restarted n1 took n0's datagram from n0's
+/// previous life as n0 being alive).
 #[test]
-#[ignore = "known gap: replay windows do not survive the receiver's restart (docs/protocol.md)"]
 fn sim_replay_across_receiver_restart_changes_nothing() {
     let s = Scenario { replay_across_receiver_restart: true, ..Scenario::majority(3, false) };
     run_seeds("sim_replay_across_receiver_restart_changes_nothing", &s, 300);

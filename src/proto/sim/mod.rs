@@ -46,7 +46,7 @@ pub struct Scenario {
     /// With `rollout`: the rollout also moves an address from g0 to the renamed g1 (invariant (i)).
     pub move_address: bool,
     /// (l) Also replay datagrams recorded before their *receiver's* restart (a restarted core has forgotten
-    /// every peer's replay window, so today it accepts them: docs/protocol.md, not done).
+    /// every peer's replay window; the echoed incarnation in each header is what rejects them).
     pub replay_across_receiver_restart: bool,
     /// Planted bug (checker self-test).
     pub bug: Option<PlantedBug>,
