@@ -48,7 +48,8 @@ pub struct AdoptionRecord {
 pub struct Boot {
     /// The persisted node UUID.
     pub id: NodeId,
-    /// This start's incarnation, already persisted (max(previous + 1, wall-clock seconds)).
+    /// This start's incarnation, already persisted (max(previous + 1, wall-clock seconds)); at least 1, since an
+    /// echo of 0 in a header means "unknown" and must never match.
     pub incarnation: u64,
     /// The kernel's boot id: adoption is only possible within one boot.
     pub boot_id: u64,

@@ -296,7 +296,9 @@ impl Node {
         }
     }
 
-    fn heartbeat(&mut self, now: Duration) {
+    /// What a heartbeat carries: membership, the Releases still repeated, and the leases held. A peer drops what it
+    /// knew of our claims when it takes the first datagram of our new incarnation, so that datagram carries them too.
+    pub(super) fn heartbeat_records(&mut self, now: Duration) -> Vec<Record> {
         let heard = self.members.heard();
         let ready = self.ready(now);
         let mut records = vec![Record::Heartbeat { digest: self.cfg.digest, heard, ready }];
@@ -309,6 +311,11 @@ impl Node {
                 records.push(Record::Held { key: l.key, round: l.held_ballot.round, left_ms });
             }
         }
+        records
+    }
+
+    fn heartbeat(&mut self, now: Duration) {
+        let records = self.heartbeat_records(now);
         let peers: Vec<Name> = self.members.peers.keys().cloned().collect();
         for p in peers {
             for r in &records {

@@ -74,9 +74,11 @@ impl Node {
     /// about two round trips instead of a heartbeat interval, and an adoption is not held up for a retransmission
     /// period. At most once per incarnation of each peer, so replays cannot make it send more.
     fn met(&mut self, now: Duration, name: &Name) {
-        let heartbeat =
-            Record::Heartbeat { digest: self.cfg.digest, heard: self.members.heard(), ready: self.ready(now) };
-        self.send(name, heartbeat);
+        // The whole heartbeat, claims included: the peer drops our old claims on the first datagram it takes from
+        // our new incarnation, and under `ignore` would take a group over that it saw unclaimed.
+        for r in self.heartbeat_records(now) {
+            self.send(name, r);
+        }
         for l in self.leases.values_mut().filter(|l| l.phase != Phase::Idle) {
             l.rtx_at = l.rtx_at.min(now);
         }
