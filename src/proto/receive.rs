@@ -128,18 +128,16 @@ mod tests {
 
     /// Node `i` of an `n`-node cluster with UUID `[uuid; 16]`, started at `now` in `incarnation`.
     fn start(n: usize, i: usize, uuid: u8, incarnation: u64, now: Duration) -> Node {
-        let names: Vec<(Name, NodeRole)> = (0..n).map(|j| (name(j), NodeRole::Member)).collect();
-        let state = desired(&Scenario::majority(n, false), &names, &[], &[], false, 1e-3);
+        boot(&Scenario::majority(n, false), i, uuid, incarnation, now, Persisted::default())
+    }
+
+    /// Node `i` of the scenario's cluster, started with what its previous life persisted.
+    fn boot(s: &Scenario, i: usize, uuid: u8, incarnation: u64, now: Duration, persisted: Persisted) -> Node {
+        let names: Vec<(Name, NodeRole)> = (0..s.members).map(|j| (name(j), NodeRole::Member)).collect();
+        let state = desired(s, &names, &[], &[], false, 1e-3);
         let cfg = Config::from_desired(&state, &name(i)).unwrap();
-        let boot = Boot {
-            id: NodeId([uuid; 16]),
-            incarnation,
-            boot_id: 1,
-            keys: Keys(vec![b"k".to_vec()]),
-            persisted: Persisted::default(),
-            bug: None,
-            trace: false,
-        };
+        let keys = Keys(vec![b"k".to_vec()]);
+        let boot = Boot { id: NodeId([uuid; 16]), incarnation, boot_id: 1, keys, persisted, bug: None, trace: false };
         Node::new(now, cfg, boot)
     }
 
@@ -283,5 +281,40 @@ mod tests {
         assert!(alive(&nodes[0], 1) && !alive(&nodes[0], 2));
         // The two clones see each other as claiming their own UUID.
         assert!(clashes.contains(&with(1, 2, Clash::Me)) && clashes.contains(&with(2, 1, Clash::Me)));
+    }
+
+    #[test]
+    fn under_ignore_a_holder_restarted_at_once_keeps_its_group() {
+        // The answer to a new incarnation is a whole heartbeat, claims included: the peer drops the old life's
+        // claims on the first datagram it takes from the new one, and under `ignore` it took the group over when
+        // that datagram carried none (seen in the agent tests after kill -9).
+        let s = Scenario::ignore_pair();
+        let mut nodes: Vec<Node> =
+            (0..2).map(|i| boot(&s, i, 1 + i as u8, 1, Duration::ZERO, Persisted::default())).collect();
+        let mut persisted = vec![Persisted::default(); 2];
+        let mut holder = None;
+        for k in 0..30 {
+            for (i, e) in exchange(&mut nodes, interval() * k) {
+                match e {
+                    Event::Persist(p) => persisted[i] = p,
+                    Event::Acquired { .. } => holder = Some(i),
+                    _ => {}
+                }
+            }
+        }
+        let h = holder.expect("someone holds the group under ignore");
+        let now = interval() * 30;
+        nodes[h] = boot(&s, h, 1 + h as u8, 2, now, persisted[h].clone());
+        let mut events = Vec::new();
+        for k in 0..20 {
+            events.extend(exchange(&mut nodes, now + interval() * k));
+        }
+        let other = 1 - h;
+        assert!(
+            !events.iter().any(|(i, e)| *i == other && matches!(e, Event::Acquired { .. })),
+            "the peer took the group over from a live holder: {events:?}"
+        );
+        assert!(events.iter().any(|(i, e)| *i == h && matches!(e, Event::Adopted { .. })), "{events:?}");
+        assert!(alive(&nodes[other], h) && alive(&nodes[h], other));
     }
 }
