@@ -47,6 +47,10 @@ pub struct NodeStatus {
     pub digest: Option<String>,
     /// Its digest differs from the answering node's.
     pub drift: bool,
+    /// Its datagrams claim a UUID already used (by `this node` or `peer NAME`): a cloned state directory, so
+    /// they are ignored until the clone gets a new UUID.
+    #[serde(default)]
+    pub uuid_clash: Option<String>,
     /// This is the answering node.
     pub local: bool,
     /// Its datagrams failed authentication within deadTime: alive but misconfigured (keys differ, §4.8).

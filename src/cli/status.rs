@@ -136,6 +136,9 @@ fn text(s: &Status) -> String {
         if n.auth_failing {
             flags.push("MISCONFIGURED: its datagrams fail authentication (cluster keys differ)".to_string());
         }
+        if let Some(with) = &n.uuid_clash {
+            flags.push(format!("UUID CLASH with {with}: ignored (cloned state dir? see the agent's log)"));
+        }
         let digest = n.digest.as_deref().unwrap_or("-");
         let me = if n.local { " (this node)" } else { "" };
         let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };

@@ -8,7 +8,7 @@ use crate::manifest::values::Name;
 
 use super::acceptor::PlantedBug;
 use super::config::Config;
-use super::membership::PeerState;
+use super::membership::{Clash, PeerState};
 use super::wire::{Ballot, Keys, LeaseKey, NodeId};
 
 /// What one node must keep across restarts (DESIGN.md §4.2, §4.7). The agent writes it (file and directory
@@ -48,7 +48,8 @@ pub struct AdoptionRecord {
 pub struct Boot {
     /// The persisted node UUID.
     pub id: NodeId,
-    /// This start's incarnation, already persisted (max(previous + 1, wall-clock seconds)).
+    /// This start's incarnation, already persisted (max(previous + 1, wall-clock seconds)); at least 1, since an
+    /// echo of 0 in a header means "unknown" and must never match.
     pub incarnation: u64,
     /// The kernel's boot id: adoption is only possible within one boot.
     pub boot_id: u64,
@@ -161,6 +162,13 @@ pub enum Event {
         node: Name,
         /// Its digest prefix.
         digest: [u8; 8],
+    },
+    /// A peer's datagrams claim a UUID already taken (a cloned /var/lib/hactl): they are ignored until it changes.
+    IdentityClash {
+        /// The peer whose datagrams are ignored.
+        peer: Name,
+        /// Who already uses that UUID: this node, or another peer.
+        with: Clash,
     },
     /// A datagram from a peer's address failed authentication (alive but misconfigured, §4.8).
     AuthFailed {

@@ -382,7 +382,10 @@ impl Node {
     fn maybe_hand_over(&mut self, group: &Name, l: &mut Lease) {
         let me = self.cfg.me.clone();
         let ranked = self.ranking(group, Some(&me));
-        let target = placement::choose(&ranked, Some(&me)).filter(|best| *best != me);
+        // A lease still in its strict wait (not active) added no address here, so a Release naming a target would
+        // wrongly let it skip its own strict wait while a crashed holder's address may still be up (sim seed 677):
+        // a leaving node releases such a lease to nobody.
+        let target = placement::choose(&ranked, Some(&me)).filter(|best| *best != me && l.active);
         if target.is_some() || self.leaving {
             // `stopping == me` marks a stop without a target (its Release names nobody).
             l.stopping = Some(target.clone().unwrap_or(me));

@@ -25,10 +25,17 @@ pub enum PeerState {
 /// What we know of one peer.
 #[derive(Debug, Clone)]
 pub struct PeerView {
-    /// Its identity, once heard.
+    /// Its identity, once a datagram of it was used (never one that clashed, see [`Clash`]).
     pub id: Option<NodeId>,
-    /// Its incarnation (replays of an older one are rejected).
+    /// The identity the replay window belongs to (the `id` of the last fresh datagram, clashing or not).
+    window_id: Option<NodeId>,
+    /// The incarnation the replay window belongs to (replays of an older one are rejected).
     pub incarnation: u64,
+    /// The highest incarnation any authenticated header from it carried, used or not: echoed back in every
+    /// datagram to it (0 while unknown), it proves to the peer that the datagram was made in its current life.
+    pub echo: u64,
+    /// Its datagrams claim an identity that is already taken (a cloned state directory), if they do.
+    pub clash: Option<Clash>,
     /// Highest sequence seen in this incarnation, and a 64-wide window below it.
     seq_top: u64,
     seq_window: u64,
@@ -54,7 +61,10 @@ impl PeerView {
     fn new() -> PeerView {
         PeerView {
             id: None,
+            window_id: None,
             incarnation: 0,
+            echo: 0,
+            clash: None,
             seq_top: 0,
             seq_window: 0,
             last_heard: None,
@@ -68,16 +78,29 @@ impl PeerView {
         }
     }
 
+    /// Learns the peer's incarnation from any authenticated header (only raised: a replay carries an older one).
+    pub fn learn(&mut self, incarnation: u64) {
+        self.echo = self.echo.max(incarnation);
+    }
+
+    /// The receive rule (invariant (l)): the records of a datagram are used only when it echoes our current
+    /// incarnation — so it was made after this life began, and the in-memory window has seen every datagram
+    /// made since — when it is of the newest incarnation heard from the peer, and when the window accepts it.
+    /// Call [`PeerView::learn`] with its header first.
+    pub fn admit(&mut self, id: NodeId, incarnation: u64, seq: u64, echo: u64, mine: u64) -> bool {
+        echo == mine && incarnation >= self.echo && self.accept_seq(id, incarnation, seq)
+    }
+
     /// Replay check (like IPsec's anti-replay window): accepts a fresh (incarnation, seq) once.
     pub fn accept_seq(&mut self, id: NodeId, incarnation: u64, seq: u64) -> bool {
-        if self.id.is_some_and(|known| known != id) && incarnation <= self.incarnation {
+        if self.window_id.is_some_and(|known| known != id) && incarnation <= self.incarnation {
             return false;
         }
         if incarnation < self.incarnation {
             return false;
         }
-        if incarnation > self.incarnation || self.id != Some(id) {
-            self.id = Some(id);
+        if incarnation > self.incarnation || self.window_id != Some(id) {
+            self.window_id = Some(id);
             self.incarnation = incarnation;
             self.seq_top = seq;
             self.seq_window = 1;
@@ -97,6 +120,15 @@ impl PeerView {
         self.seq_window |= 1 << back;
         true
     }
+}
+
+/// Whom a peer's claimed identity clashes with (DESIGN.md §4.2: a VM cloned with /var/lib/hactl copies the UUID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clash {
+    /// It claims this node's own UUID.
+    Me,
+    /// It claims the UUID this other configured peer already uses.
+    Peer(Name),
 }
 
 /// The membership table.
@@ -119,6 +151,16 @@ impl Membership {
         for n in wanted {
             self.peers.entry(n.clone()).or_insert_with(PeerView::new);
         }
+    }
+
+    /// Whether `id`, claimed by a datagram from `from`, is already taken: by `me`, or by another peer whose
+    /// datagrams were used under it. The first claimant heard keeps it (each life of this node serves at most one
+    /// claimant of a UUID, so its acceptor never answers two nodes as one proposer).
+    pub fn clash(&self, from: &Name, id: NodeId, me: NodeId) -> Option<Clash> {
+        if id == me {
+            return Some(Clash::Me);
+        }
+        self.peers.iter().find(|(n, p)| *n != from && p.id == Some(id)).map(|(n, _)| Clash::Peer(n.clone()))
     }
 
     /// The peer with this identity.
@@ -228,5 +270,45 @@ mod tests {
         assert!(!p.accept_seq(id, 5, 20), "below the window");
         assert!(!p.accept_seq(id, 4, 500), "older incarnation");
         assert!(p.accept_seq(id, 6, 1), "a restart");
+    }
+
+    #[test]
+    fn records_are_used_only_when_the_echo_is_our_current_incarnation() {
+        let (id, mine) = (NodeId([1; 16]), 7);
+        let mut p = PeerView::new();
+        // Made before we restarted into 7 (it echoes 6) or before the sender knew us (0): not used.
+        p.learn(3);
+        assert!(!p.admit(id, 3, 1, 6, mine));
+        assert!(!p.admit(id, 3, 2, 0, mine));
+        assert_eq!(p.echo, 3, "the sender's incarnation is learned from the header all the same");
+        assert!(p.admit(id, 3, 3, mine, mine));
+        assert!(!p.admit(id, 3, 3, mine, mine), "the window still rejects a duplicate");
+    }
+
+    #[test]
+    fn a_replayed_header_never_lowers_the_learned_incarnation() {
+        let (id, mine) = (NodeId([1; 16]), 2);
+        let mut p = PeerView::new();
+        p.learn(9);
+        p.learn(4);
+        assert_eq!(p.echo, 9);
+        // A datagram of an older life that echoes us correctly (sent just before the peer restarted) is still
+        // refused: the peer is known to live in 9 now.
+        assert!(!p.admit(id, 4, 1, mine, mine));
+        assert!(p.admit(id, 9, 1, mine, mine));
+    }
+
+    #[test]
+    fn the_first_claimant_of_a_uuid_keeps_it() {
+        let names = [Name("a".into()), Name("b".into()), Name("c".into())];
+        let mut m = Membership::new(names.iter(), &names[0]);
+        let (me, shared) = (NodeId([0; 16]), NodeId([5; 16]));
+        assert_eq!(m.clash(&names[1], me, me), Some(Clash::Me));
+        assert_eq!(m.clash(&names[1], shared, me), None);
+        if let Some(p) = m.peers.get_mut(&names[1]) {
+            p.id = Some(shared);
+        }
+        assert_eq!(m.clash(&names[1], shared, me), None, "its own UUID is no clash");
+        assert_eq!(m.clash(&names[2], shared, me), Some(Clash::Peer(names[1].clone())));
     }
 }

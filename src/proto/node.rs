@@ -2,7 +2,6 @@
 //! `poll_timeout`. It reads no clock, opens no socket and draws no random number (STYLE.md).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::manifest::model::QuorumPolicy;
@@ -13,7 +12,7 @@ use super::config::{Config, voter_digest};
 use super::io::{Boot, Event, Input, Persisted, Trace, Transmit};
 use super::lease::Lease;
 use super::membership::Membership;
-use super::wire::{self, Ballot, Header, Keys, LeaseKey, NodeId, Record, WireError};
+use super::wire::{self, Ballot, Header, Keys, LeaseKey, NodeId, Record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InputKind {
@@ -32,7 +31,7 @@ pub struct Node {
     pub(super) incarnation: u64,
     pub(super) boot_id: u64,
     pub(super) seq: u64,
-    keys: Keys,
+    pub(super) keys: Keys,
     pub(super) started: Duration,
     pub(super) members: Membership,
     pub(super) acceptor: Acceptor,
@@ -303,7 +302,9 @@ impl Node {
         }
     }
 
-    fn heartbeat(&mut self, now: Duration) {
+    /// What a heartbeat carries: membership, the Releases still repeated, and the leases held. A peer drops what it
+    /// knew of our claims when it takes the first datagram of our new incarnation, so that datagram carries them too.
+    pub(super) fn heartbeat_records(&mut self, now: Duration) -> Vec<Record> {
         let heard = self.members.heard();
         let ready = self.ready(now);
         let mut records = vec![Record::Heartbeat { digest: self.cfg.digest, heard, ready }];
@@ -317,6 +318,11 @@ impl Node {
                 records.extend(l.covered.iter().map(|key| Record::Held { key: *key, round, left_ms }));
             }
         }
+        records
+    }
+
+    fn heartbeat(&mut self, now: Duration) {
+        let records = self.heartbeat_records(now);
         let peers: Vec<Name> = self.members.peers.keys().cloned().collect();
         for p in peers {
             for r in &records {
@@ -346,38 +352,15 @@ impl Node {
             let address = peer.address;
             for chunk in wire::pack(records) {
                 self.seq += 1;
-                let header = Header { sender: self.id, incarnation: self.incarnation, seq: self.seq };
+                // The peer's incarnation as last authenticated here: proves to it that this datagram is fresh.
+                let echo = self.members.peers.get(&to).map_or(0, |p| p.echo);
+                let header = Header { sender: self.id, incarnation: self.incarnation, seq: self.seq, echo };
                 self.transmits.push_back(Transmit { to: address, bytes: wire::encode(&header, &chunk, &self.keys) });
             }
         }
     }
 
-    fn receive(&mut self, now: Duration, from: IpAddr, bytes: &[u8]) {
-        let Some(name) = self.members.name_at(&self.cfg.nodes, from).cloned() else { return };
-        let (header, records) = match wire::decode(bytes, &self.keys) {
-            Ok(d) => d,
-            Err(WireError::BadMac) => {
-                // §4.8: an HMAC failure from a peer's address means alive and misconfigured, never silence.
-                if let Some(p) = self.members.peers.get_mut(&name) {
-                    p.auth_failed = Some(now);
-                    p.last_heard = Some(now);
-                }
-                self.events.push_back(Event::AuthFailed { node: name });
-                return;
-            }
-            Err(_) => return,
-        };
-        let Some(peer) = self.members.peers.get_mut(&name) else { return };
-        if !peer.accept_seq(header.sender, header.incarnation, header.seq) {
-            return;
-        }
-        peer.last_heard = Some(now);
-        for r in records {
-            self.on_record(now, &name, header.sender, r);
-        }
-    }
-
-    fn on_record(&mut self, now: Duration, from: &Name, id: NodeId, record: Record) {
+    pub(super) fn on_record(&mut self, now: Duration, from: &Name, id: NodeId, record: Record) {
         match &record {
             Record::Held { key, .. } | Record::Release { key, .. } => {
                 self.touched.insert(*key);

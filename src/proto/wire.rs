@@ -3,12 +3,16 @@
 //!
 //! Layout (big-endian):
 //! ```text
-//! version u8 (=1) | sender uuid [16] | incarnation u64 | sequence u64 | record count u16 | records… | HMAC-SHA256 [32]
+//! version u8 (=2) | sender uuid [16] | incarnation u64 | sequence u64 | echo u64 | record count u16 | records…
+//!   | HMAC-SHA256 [32]
 //! ```
 //! The HMAC covers every byte before it. Proposer records carry only a round: the ballot is `(round, sender)`.
+//! `echo` is the receiver's incarnation as the sender last authenticated it (0 while unknown): datagrams are built
+//! per destination, and the receiver uses the records only when it matches its current incarnation (replays
+//! across the receiver's restart, `src/proto/receive.rs`).
 //!
-//! Sizes: the fixed part is 35 + 32 = 67 bytes. An `Accept` or `Prepare` record for an IPv4 address is 26 bytes
-//! (IPv6: 38), so one 1,400-byte datagram carries 51 IPv4 (35 IPv6) lease records; a renewal of one group needs one
+//! Sizes: the fixed part is 43 + 32 = 75 bytes. An `Accept` or `Prepare` record for an IPv4 address is 26 bytes
+//! (IPv6: 38), so one 1,400-byte datagram carries 50 IPv4 (34 IPv6) lease records; a renewal of one group needs one
 //! `Prepare` and one `Accept` in successive datagrams. [`pack`] splits a longer list of records into as many datagrams
 //! as needed, each under [`MAX_DATAGRAM`]; nothing is ever truncated.
 
@@ -19,10 +23,10 @@ use sha2::Sha256;
 use thiserror::Error;
 
 /// The format version this code writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The largest datagram [`pack`] produces: below a 1,500-byte MTU with room for IP/UDP headers and tunnels.
 pub const MAX_DATAGRAM: usize = 1400;
-const HEADER_LEN: usize = 1 + 16 + 8 + 8 + 2;
+const HEADER_LEN: usize = 1 + 16 + 8 + 8 + 8 + 2;
 const MAC_LEN: usize = 32;
 
 /// A node's persisted identity, created at first start (DESIGN.md §4.2).
@@ -50,6 +54,9 @@ pub struct Header {
     pub incarnation: u64,
     /// Grows with every datagram of one incarnation.
     pub seq: u64,
+    /// The receiver's incarnation as the sender last authenticated it (0: unknown); records are used only when it
+    /// is the receiver's current one, proof that the datagram was made in the receiver's current life.
+    pub echo: u64,
 }
 
 /// One record of a datagram.
@@ -177,6 +184,7 @@ pub fn encode(header: &Header, records: &[Record], keys: &Keys) -> Vec<u8> {
     out.extend_from_slice(&header.sender.0);
     out.extend_from_slice(&header.incarnation.to_be_bytes());
     out.extend_from_slice(&header.seq.to_be_bytes());
+    out.extend_from_slice(&header.echo.to_be_bytes());
     let count = u16::try_from(records.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&count.to_be_bytes());
     for r in records.iter().take(usize::from(count)) {
@@ -232,7 +240,7 @@ pub fn decode(bytes: &[u8], keys: &Keys) -> Result<(Header, Vec<Record>), WireEr
         return Err(WireError::BadMac);
     }
     let mut r = Reader { buf: &body[1..] };
-    let header = Header { sender: NodeId(r.array()?), incarnation: r.u64()?, seq: r.u64()? };
+    let header = Header { sender: NodeId(r.array()?), incarnation: r.u64()?, seq: r.u64()?, echo: r.u64()? };
     let count = r.u16()?;
     let mut records = Vec::with_capacity(usize::from(count).min(128));
     for _ in 0..count {
@@ -470,7 +478,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_rotation() {
-        let h = Header { sender: NodeId([9; 16]), incarnation: 3, seq: 11 };
+        let h = Header { sender: NodeId([9; 16]), incarnation: 3, seq: 11, echo: 2 };
         let bytes = encode(&h, &sample(), &keys());
         assert_eq!(decode(&bytes, &keys()).unwrap(), (h, sample()));
         // A node that already has only the new key, and one that still signs with the old key.
@@ -481,13 +489,13 @@ mod tests {
     }
 
     #[test]
-    fn fifty_one_ipv4_accepts_fit_in_one_datagram() {
+    fn fifty_ipv4_accepts_fit_in_one_datagram() {
         let key: LeaseKey = "192.0.2.10".parse().unwrap();
         let rec = Record::Accept(Proposal { key, round: u64::MAX, tm_ms: 1, voters: 1 });
         assert_eq!(record_len(&rec), 26);
-        let packed = pack(vec![rec; 52]);
-        assert_eq!(packed.iter().map(Vec::len).collect::<Vec<_>>(), vec![51, 1]);
-        let h = Header { sender: NodeId([9; 16]), incarnation: 3, seq: 11 };
+        let packed = pack(vec![rec; 51]);
+        assert_eq!(packed.iter().map(Vec::len).collect::<Vec<_>>(), vec![50, 1]);
+        let h = Header { sender: NodeId([9; 16]), incarnation: 3, seq: 11, echo: 4 };
         assert!(encode(&h, &packed[0], &keys()).len() <= MAX_DATAGRAM);
     }
 
@@ -508,8 +516,8 @@ mod tests {
         }
 
         #[test]
-        fn round_trip_any_header(inc in any::<u64>(), seq in any::<u64>(), n in 0usize..8) {
-            let h = Header { sender: NodeId([1; 16]), incarnation: inc, seq };
+        fn round_trip_any_header(inc in any::<u64>(), seq in any::<u64>(), echo in any::<u64>(), n in 0usize..8) {
+            let h = Header { sender: NodeId([1; 16]), incarnation: inc, seq, echo };
             let recs: Vec<Record> = sample().into_iter().cycle().take(n).collect();
             prop_assert_eq!(decode(&encode(&h, &recs, &keys()), &keys()).unwrap(), (h, recs));
         }

@@ -15,6 +15,7 @@ use crate::manifest;
 use crate::manifest::model::Resource;
 use crate::manifest::raw::QuorumPolicy;
 use crate::manifest::values::Name;
+use crate::proto::Clash;
 use crate::proto::ops::{InForce, Operation};
 use crate::proto::{Input, PeerState};
 use crate::sys::clock::LeaseClock;
@@ -196,6 +197,7 @@ impl Agent {
                         standby,
                         digest,
                         drift: false,
+                        uuid_clash: None,
                         local: true,
                         auth_failing: false,
                     };
@@ -209,12 +211,17 @@ impl Agent {
                 };
                 let digest = peer.and_then(|p| p.digest);
                 let drift = digest.is_some_and(|d| d != mine);
+                let uuid_clash = peer.and_then(|p| p.clash.as_ref()).map(|c| match c {
+                    Clash::Me => "this node".to_string(),
+                    Clash::Peer(n) => format!("peer {n}"),
+                });
                 NodeStatus {
                     name: name.0.clone(),
                     state: state.into(),
                     standby,
                     digest: digest.map(|d| hex(&d)),
                     drift,
+                    uuid_clash,
                     local: false,
                     // §4.8: its datagrams arrive but fail authentication (a key it has and we lack, or the
                     // reverse): alive, misconfigured, never counted as silence.

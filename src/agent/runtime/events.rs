@@ -60,6 +60,18 @@ impl Agent {
                 let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                 warn!(peer = %node, digest = hex, "peer runs a different config");
             }
+            Event::IdentityClash { peer, with } => {
+                let with = match with {
+                    crate::proto::Clash::Me => "this node".to_string(),
+                    crate::proto::Clash::Peer(n) => format!("peer {n}"),
+                };
+                error!(
+                    peer = %peer,
+                    "peer claims the UUID of {with} (a cloned state directory); its datagrams are ignored. Fix: \
+                     remove node-uuid from the state directory (default /var/lib/hactl/node-uuid) on the cloned \
+                     node and restart its agent"
+                );
+            }
             Event::AuthFailed { node } => warn!(peer = %node, "datagram failed authentication (key mismatch?)"),
             Event::Acquired { group, covers, deadline, ballot, handed, .. } => {
                 info!(group = %group, round = ballot.round, handed, "lease acquired");

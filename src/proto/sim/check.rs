@@ -51,9 +51,9 @@ pub(crate) struct Checker {
     /// (a) applies only under majority.
     pub majority: bool,
     /// Accepts seen: (key, ballot) → (real accept time, real exclusion end).
-    accepts: HashMap<(LeaseKey, Ballot), Vec<(Duration, Duration)>>,
+    accepts: HashMap<(LeaseKey, Ballot, usize), Vec<(Duration, Duration)>>,
     /// Ballots prepared, with the incarnation that used them.
-    prepared: HashMap<Ballot, u64>,
+    prepared: HashMap<(usize, Ballot), u64>,
     /// Current unique holder of each key, and its history of changes (time, node).
     pub holder: BTreeMap<LeaseKey, Option<usize>>,
     /// Holder changes (from one node to another) with their times.
@@ -76,8 +76,8 @@ fn violation(invariant: &'static str, at: Duration, detail: String) -> Violation
 
 impl Checker {
     /// Records an acceptor's accept.
-    pub fn accepted(&mut self, key: LeaseKey, ballot: Ballot, at: Duration, until: Duration) {
-        self.accepts.entry((key, ballot)).or_default().push((at, until));
+    pub fn accepted(&mut self, key: LeaseKey, ballot: Ballot, proposer: usize, at: Duration, until: Duration) {
+        self.accepts.entry((key, ballot, proposer)).or_default().push((at, until));
     }
 
     /// (h) Records a yes-answer of node `node`'s acceptor, and whether it was quarantined (world truth).
@@ -92,8 +92,9 @@ impl Checker {
     }
 
     /// (g) no ballot is reused across restarts.
-    pub fn prepared(&mut self, now: Duration, ballot: Ballot, incarnation: u64) -> Result<(), Violation> {
-        match self.prepared.insert(ballot, incarnation) {
+    pub fn prepared(&mut self, now: Duration, node: usize, ballot: Ballot, incarnation: u64) -> Result<(), Violation> {
+        // Per node: two nodes that share a UUID (a clone) do draw equal ballots; (g) is about one node's lives.
+        match self.prepared.insert((node, ballot), incarnation) {
             Some(prev) if prev != incarnation => Err(violation(
                 "(g) ballot reused",
                 now,
@@ -109,11 +110,11 @@ impl Checker {
         &self,
         now: Duration,
         key: LeaseKey,
-        ballot: Ballot,
+        (ballot, holder): (Ballot, usize),
         since: Duration,
         fence_real: Duration,
     ) -> Result<(), Violation> {
-        for (at, until) in self.accepts.get(&(key, ballot)).into_iter().flatten() {
+        for (at, until) in self.accepts.get(&(key, ballot, holder)).into_iter().flatten() {
             if *at >= since && fence_real >= *until {
                 return Err(violation(
                     "(f) fence after exclusion end",

@@ -46,8 +46,10 @@ pub struct Scenario {
     /// With `rollout`: the rollout also moves an address from g0 to the renamed g1 (invariant (i)).
     pub move_address: bool,
     /// (l) Also replay datagrams recorded before their *receiver's* restart (a restarted core has forgotten
-    /// every peer's replay window, so today it accepts them: docs/protocol.md, not done).
+    /// every peer's replay window; the echoed incarnation in each header is what rejects them).
     pub replay_across_receiver_restart: bool,
+    /// Node n1 runs with n0's UUID (a VM cloned with its state directory, DESIGN.md §4.2).
+    pub shared_uuid: bool,
     /// Planted bug (checker self-test).
     pub bug: Option<PlantedBug>,
     /// Planted bug of the simulated agent (checker self-test of (g)): a failed write of the protocol state is
@@ -115,6 +117,7 @@ impl Scenario {
             bug: None,
             move_address: false,
             replay_across_receiver_restart: false,
+            shared_uuid: false,
             ignore_failed_writes: false,
             renewal_ignores_removals: false,
             timers: Timers::defaults(),
@@ -147,6 +150,17 @@ pub struct Stats {
     pub replays: u64,
     /// Of `replays`, those recorded before the receiver's or the sender's restart.
     pub replays_after_restart: u64,
+    /// After a restart, virtual time from the later restart of two nodes until the restarted one reports the
+    /// other alive (the first such report after it).
+    pub restarted_sees_peer: Vec<Duration>,
+    /// The same, until the other one reports the restarted node alive again (when it had seen it late or dead).
+    pub peer_sees_restarted: Vec<Duration>,
+    /// Restart to `Event::Adopted` (adoption confirmed), virtual.
+    pub adoptions: Vec<Duration>,
+    /// Adoptions given up: fenced before they were confirmed.
+    pub adoptions_fenced: u64,
+    /// `Event::IdentityClash` reports (a UUID shared by two nodes).
+    pub identity_clashes: u64,
     /// Failover times after a holder's crash (crash to the next holder's address), virtual.
     pub failovers: Vec<Duration>,
     /// Virtual time simulated.

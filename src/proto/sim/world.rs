@@ -93,6 +93,8 @@ pub(crate) struct SimNode {
     covers: BTreeMap<LeaseKey, BTreeSet<std::net::IpAddr>>,
     awaiting_adoption: BTreeSet<LeaseKey>,
     restarted_at: Duration,
+    /// Per peer, the restart instant its first "alive" report after was counted for (`Stats::*_sees_*`).
+    seen_since: BTreeMap<usize, Duration>,
     /// World truth for (h): the real instant this incarnation's acceptor quarantine ends.
     quarantine_end: Duration,
 }
@@ -139,6 +141,7 @@ impl SimNode {
             covers: BTreeMap::new(),
             awaiting_adoption: BTreeSet::new(),
             restarted_at: Duration::ZERO,
+            seen_since: BTreeMap::new(),
             quarantine_end: Duration::ZERO,
         }
     }
@@ -266,12 +269,22 @@ impl World {
             final_cfgs.push(fin);
             nodes.push(SimNode::new(&mut rng, i, name.clone(), cfg, drift));
         }
+        if s.shared_uuid && nodes.len() > 1 {
+            // A VM cloned from n0 with its state directory, in a cluster that ran before: every node has run its
+            // config once (otherwise no node would ever propose, docs/protocol.md deviation 2, since no node hears
+            // every voter's digest when one clone is ignored).
+            nodes[1].id = nodes[0].id;
+            for node in &mut nodes {
+                node.persisted.voters = node.cfg.voters();
+            }
+        }
         let n = nodes.len();
         let t = s.timers;
         let strict_wait = final_cfgs.first().map(Config::strict_wait).unwrap_or_default();
         let budget = failover_budget(t, drift, n, strict.then_some(strict_wait));
         let heal_at = s.fault_phase;
-        let op = (!s.crash_only && !s.measure_cpu && s.groups > 0 && rng.chance(0.5)).then(|| {
+        // No operation with a clone: a move to the claimant its peers ignore cannot be obeyed (invariant (d)).
+        let op = (!s.crash_only && !s.measure_cpu && !s.shared_uuid && s.groups > 0 && rng.chance(0.5)).then(|| {
             let target = Name(format!("n{}", rng.below(s.members as u64)));
             let issuer = usize::try_from(rng.below(n as u64)).unwrap_or(0);
             let op = if rng.chance(0.5) {

@@ -50,7 +50,7 @@ impl World {
                     detail: format!("{} round {} sent, disk holds round {on_disk}", node.name, ballot.round),
                 });
             }
-            self.checker.prepared(self.now, ballot, incarnation)?;
+            self.checker.prepared(self.now, i, ballot, incarnation)?;
         }
         Ok(())
     }

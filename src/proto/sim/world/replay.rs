@@ -1,7 +1,10 @@
 //! Invariant (l): an attacker on the wire replays datagrams that their receiver already processed, possibly from
 //! before the receiver's or the sender's restart. Each replay is checked against the counterfactual: a clone of
-//! the receiving core is given a plain timeout at the same instant, and the replay must leave the core with the
-//! same fingerprint ([`Node::fingerprint`]) and make it produce exactly the same events and datagrams.
+//! the receiving core is given only the replay's authenticated header ([`Node::header_only`]: it may raise the
+//! sender's incarnation that the receiver echoes, and nothing else) and then a plain timeout at the same instant;
+//! the replay must leave the core with the same fingerprint ([`Node::fingerprint`]) and make it produce exactly
+//! the same events and datagrams. The world also checks that the echoed incarnation never exceeds the sender's
+//! true one (so the only thing a replay can teach is a fact the sender would tell anyway).
 
 use std::time::Duration;
 
@@ -102,19 +105,25 @@ impl World {
             (false, true) => "the sender's restart",
             (false, false) => "no restart",
         };
+        let (sender, sender_incarnation) = (self.nodes[r.from].name.clone(), self.nodes[r.from].incarnation);
         let node = &mut self.nodes[r.to];
         let local = node.local(now);
         let Some(core) = node.core.as_mut() else { return Ok(()) };
+        let from = node_address(r.from);
         let mut without = core.clone();
+        without.header_only(local, from, &r.bytes);
         without.handle(local, Input::Timeout);
         let expected = (without.fingerprint(), Output::drain(&mut without));
-        core.handle(local, Input::Datagram { from: node_address(r.from), bytes: &r.bytes });
+        core.handle(local, Input::Datagram { from, bytes: &r.bytes });
         let got = (core.fingerprint(), Output::drain(core));
+        let echo = core.peers().peers.get(&sender).map_or(0, |p| p.echo);
         self.stats.replays += 1;
         if restarts.0 || restarts.1 {
             self.stats.replays_after_restart += 1;
         }
-        let what = if got.0 != expected.0 {
+        let what = if echo > sender_incarnation {
+            Some("the sender's incarnation it echoes, beyond the true one")
+        } else if got.0 != expected.0 {
             Some("its protocol state")
         } else if got.1.events != expected.1.events {
             Some("its events")

@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::manifest::values::Name;
 use crate::proto::Operation;
 use crate::proto::wire::LeaseKey;
-use crate::proto::{Boot, Event, Input, Node};
+use crate::proto::{Boot, Event, Input, Node, PeerState};
 
 use super::super::check::{Violation, holds};
 use super::super::node_address;
@@ -150,9 +151,12 @@ impl World {
                 node.awaiting_adoption.remove(&key);
                 let since = if adopted { node.restarted_at } else { Duration::ZERO };
                 let fence = node.real(deadline.saturating_sub(margin));
+                if adopted {
+                    self.stats.adoptions.push(now - since);
+                }
                 // (f) per address: each is its own lease key at the acceptors.
                 for k in covers {
-                    self.checker.lease(now, *k, ballot, since, fence)?;
+                    self.checker.lease(now, *k, (ballot, i), since, fence)?;
                 }
                 let node = &mut self.nodes[i];
                 node.deadlines.insert(key, deadline);
@@ -166,6 +170,7 @@ impl World {
             }
             Event::MustFence { key, .. } => {
                 let node = &mut self.nodes[i];
+                self.stats.adoptions_fenced += u64::from(node.awaiting_adoption.contains(&key));
                 node.deadlines.remove(&key);
                 node.covers.remove(&key);
                 node.awaiting_adoption.remove(&key);
@@ -184,9 +189,26 @@ impl World {
                 self.nodes[i].covers.remove(&key);
             }
             Event::Left => self.nodes[i].left = true,
+            Event::PeerState { node: peer, state: PeerState::Alive } => self.count_seen(i, &peer),
+            Event::IdentityClash { .. } => self.stats.identity_clashes += 1,
             _ => {}
         }
         Ok(())
+    }
+
+    /// Measures how long after a restart two nodes report each other alive (the first report per restart).
+    fn count_seen(&mut self, i: usize, peer: &Name) {
+        let Some(j) = self.nodes.iter().position(|n| n.name == *peer) else { return };
+        let since = self.nodes[i].restarted_at.max(self.nodes[j].restarted_at);
+        if self.nodes[i].seen_since.insert(j, since) == Some(since) {
+            return;
+        }
+        let took = self.now - since;
+        if self.nodes[i].restarted_at >= self.nodes[j].restarted_at {
+            self.stats.restarted_sees_peer.push(took);
+        } else {
+            self.stats.peer_sees_restarted.push(took);
+        }
     }
 
     fn queue_slow(&mut self, i: usize, e: Effect) {

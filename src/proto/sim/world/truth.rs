@@ -47,7 +47,16 @@ impl World {
         match t {
             Trace::Accepted { key, ballot, until } => {
                 let until = self.nodes[i].real(until);
-                self.checker.accepted(key, ballot, now, until);
+                let Some(proposer) = self.proposer(i, ballot.node) else {
+                    // Never expected: an Accept is used only from a peer heard under its UUID (so (f) is not
+                    // silently skipped).
+                    return Err(Violation {
+                        invariant: "(f) accept from an unknown proposer",
+                        at: now,
+                        detail: format!("{} accepted round {} on {key}", self.nodes[i].name, ballot.round),
+                    });
+                };
+                self.checker.accepted(key, ballot, proposer, now, until);
                 self.checker.answered(key, ballot, true, i, quarantined);
             }
             Trace::Promised { key, ballot } => self.checker.answered(key, ballot, false, i, quarantined),
@@ -55,6 +64,17 @@ impl World {
             Trace::Quorum { key, ballot, kind, voters, .. } => return self.on_quorum(i, key, ballot, kind, voters),
         }
         Ok(())
+    }
+
+    /// The node whose Accept acceptor `i` just took for a ballot of `id`: itself, or the peer its core hears under
+    /// that UUID (two clones share a UUID, and each acceptor serves only the first it heard: src/proto/receive.rs).
+    fn proposer(&self, i: usize, id: NodeId) -> Option<usize> {
+        if self.nodes[i].id == id {
+            return Some(i);
+        }
+        let core = self.nodes[i].core.as_ref()?;
+        let name = core.peers().peers.iter().find(|(_, p)| p.id == Some(id) && p.clash.is_none()).map(|(n, _)| n)?;
+        self.nodes.iter().position(|n| n.name == *name)
     }
 
     /// (h) Resolves the counted voters against the world and judges the quorum.
