@@ -379,15 +379,15 @@ impl World {
             for x in [n.down_until, n.hung_until].into_iter().flatten() {
                 t = t.min(x);
             }
+            for (at, ..) in &n.inflight {
+                t = t.min(*at);
+            }
             if n.up() {
                 t = t.min(n.wake);
                 if !n.slow.is_empty() {
                     t = t.min(n.busy_until);
                 }
                 for (at, _, _) in &n.quick {
-                    t = t.min(*at);
-                }
-                for (at, ..) in &n.inflight {
                     t = t.min(*at);
                 }
             }

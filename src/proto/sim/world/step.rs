@@ -50,17 +50,18 @@ impl World {
             return self.deliver(p);
         }
         for i in 0..self.nodes.len() {
+            // The kernel carries out a renewal in flight even while its agent hangs.
+            if let Some(pos) = self.nodes[i].inflight.iter().position(|(at, ..)| *at <= now) {
+                let (_, key, addresses, expires, generation) = self.nodes[i].inflight.swap_remove(pos);
+                self.renewal_lands(i, key, addresses, expires, generation);
+                return Ok(());
+            }
             if !self.nodes[i].up() {
                 continue;
             }
             if let Some(pos) = self.nodes[i].quick.iter().position(|(at, _, _)| *at <= now) {
                 let (_, key, delete) = self.nodes[i].quick.swap_remove(pos);
                 self.quick_effect(i, key, delete);
-                return Ok(());
-            }
-            if let Some(pos) = self.nodes[i].inflight.iter().position(|(at, ..)| *at <= now) {
-                let (_, key, addresses, expires, generation) = self.nodes[i].inflight.swap_remove(pos);
-                self.renewal_lands(i, key, addresses, expires, generation);
                 return Ok(());
             }
             if !self.nodes[i].slow.is_empty() && self.nodes[i].busy_until <= now {
@@ -414,8 +415,6 @@ impl World {
         node.inbox.clear();
         node.slow.clear();
         node.quick.clear();
-        // A crash drops the renewals in flight, as if they had not reached the kernel yet.
-        node.inflight.clear();
         node.deadlines.clear();
         node.covers.clear();
         node.awaiting_adoption.clear();
@@ -425,6 +424,7 @@ impl World {
         let node = &mut self.nodes[i];
         if power {
             node.kernel.clear();
+            node.inflight.clear(); // the renewals in flight die with the host
             node.boot_id = boot_id;
         } else {
             node.kernel.values_mut().for_each(|a| a.stale = true);

@@ -166,8 +166,11 @@ impl World {
     pub(super) fn put(&mut self, i: usize, key: LeaseKey, addresses: Vec<std::net::IpAddr>, expires: Duration) {
         let node = &mut self.nodes[i];
         node.kernel.retain(|addr, a| a.key != key || addresses.contains(addr));
+        // A renewal in flight when the agent hung or crashed lands anyway: the address is then that agent's stale
+        // one, bounded only by its lifetime, like every address of a hung or crashed agent.
+        let stale = node.hung_until.is_some() || node.core.is_none();
         for addr in addresses {
-            node.kernel.insert(addr, KernelAddr { key, expires, stale: false });
+            node.kernel.insert(addr, KernelAddr { key, expires, stale });
         }
     }
 
