@@ -340,9 +340,9 @@ fn adoption_window(
     cfg.groups
         .iter()
         .filter_map(|(group, g)| {
-            // Like the core: the newest unreleased record among the group's keys (one per address).
-            let record =
-                g.keys.iter().filter_map(|k| persisted.records.get(k)).max_by_key(|r| (!r.released, r.ballot))?;
+            // Like the core: one and the same record for every address of the group (records are per address).
+            let first = persisted.records.get(g.keys.first()?)?;
+            let record = g.keys.iter().all(|k| persisted.records.get(k) == Some(first)).then_some(first)?;
             let until = record.deadline.checked_sub(cfg.margin)?;
             (record.boot_id == boot_id && !record.released && until > now).then(|| (group.clone(), until))
         })
