@@ -42,9 +42,8 @@ impl Node {
             let kind = if l.adopting { QuorumKind::Adopt } else { QuorumKind::Accept };
             let won: BTreeSet<LeaseKey> =
                 l.asking.iter().filter(|k| l.accepts.get(k).is_some_and(|s| self.is_quorum(s))).copied().collect();
-            for key in &won {
-                let yes = l.accepts.get(key).cloned().unwrap_or_default();
-                self.trace_quorum(*key, l.ballot, kind, &yes);
+            for (key, yes) in l.accepts.iter().filter(|(k, _)| won.contains(k)) {
+                self.trace_quorum(*key, l.ballot, kind, yes);
             }
             self.established(now, group, l, won);
         }
@@ -55,9 +54,9 @@ impl Node {
     fn accept_phase(&mut self, now: Duration, l: &mut Lease) {
         let required = l.required();
         l.asking.retain(|k| required.contains(k) || l.promises.get(k).is_some_and(|s| self.is_quorum(s)));
-        for key in &l.asking {
-            let yes = l.promises.get(key).cloned().unwrap_or_default();
-            self.trace_quorum(*key, l.ballot, QuorumKind::Prepare, &yes);
+        // By reference: a clone per key and round would cost every renewal, traced or not.
+        for (key, yes) in l.promises.iter().filter(|(k, _)| l.asking.contains(k)) {
+            self.trace_quorum(*key, l.ballot, QuorumKind::Prepare, yes);
         }
         if self.bug == Some(PlantedBug::LateTimer) {
             l.t0 = now; // planted bug: the timer starts at the Prepare quorum
@@ -109,8 +108,9 @@ impl Node {
             };
             l.retry_at = l.retry_at.max(now + wait);
         }
-        let refused = l.refused.get(&a.key).cloned().unwrap_or_default();
-        let possible: BTreeSet<Name> = self.all_voters().difference(&refused).cloned().collect();
+        let refused = l.refused.get(&a.key);
+        let possible: BTreeSet<Name> =
+            self.all_voters().into_iter().filter(|v| refused.is_none_or(|r| !r.contains(v))).collect();
         if self.is_quorum(&possible) {
             return;
         }
