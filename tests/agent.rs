@@ -267,8 +267,11 @@ fn sigterm_hands_over(policy: Policy) {
     let (mut gone_at, mut back_at) = (None, None);
     // Bounded: 2,000 samples of at least 5 ms.
     for _ in 0..2000 {
+        // Each `ip` call takes milliseconds on a loaded machine, so one sample of each node is not one instant:
+        // both count only when `first` still holds the address after `other` was seen holding it.
         let (a, b) = (holds(ns(&c, first)), holds(ns(&c, other)));
-        assert!(!(a && b), "both nodes hold the address during a graceful hand-over\n{}", c.agents.logs());
+        let both = a && b && holds(ns(&c, first));
+        assert!(!both, "both nodes hold the address during a graceful hand-over\n{}", c.agents.logs());
         if !a && gone_at.is_none() {
             gone_at = Some(started.elapsed());
         }
