@@ -149,3 +149,27 @@ async fn a_record_whose_pid_was_reused_is_never_signalled() {
     assert_eq!(run(Action::Stop, &svc, &ctx).await, Outcome::Stopped);
     assert!(ctx.supervisor.recorded().is_empty(), "a stale record is forgotten");
 }
+
+#[tokio::test]
+async fn an_unreadable_record_stops_everything_until_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("mangled.pid");
+    std::fs::write(&record, "not a pid record\n").unwrap();
+    let ctx = recording(dir.path(), None);
+    let svc = supervised("mangled", "sleep 306");
+    let mut reaper = Reaper::default();
+
+    // Whether a copy runs is unknown: neither stopped nor started, and the record stays for the operator.
+    let unknown = |outcome: Outcome| matches!(outcome, Outcome::Failed(DriverError::RecordUnreadable { .. }));
+    assert!(unknown(run(Action::Status, &svc, &ctx).await), "status of an unreadable record");
+    assert!(unknown(run(Action::Start, &svc, &ctx).await), "start with an unreadable record");
+    assert_eq!(ctx.supervisor.pgid(&svc.name), None, "a process was started over an unreadable record");
+    assert!(unknown(run(Action::Stop, &svc, &ctx).await), "stop with an unreadable record");
+    assert!(record.exists(), "the unreadable record was removed");
+
+    // Once the operator has removed it, the service starts as usual.
+    std::fs::remove_file(&record).unwrap();
+    assert_eq!(run(Action::Start, &svc, &ctx).await, Outcome::Running);
+    reaper.group(ctx.supervisor.pgid(&svc.name));
+    assert_eq!(run(Action::Stop, &svc, &ctx).await, Outcome::Stopped);
+}

@@ -80,6 +80,19 @@ pub enum DriverError {
         /// The OS error.
         message: String,
     },
+    /// A supervised process's record exists but cannot be read or parsed (corruption, a hand edit): whether the
+    /// process runs is unknown, so nothing is started (a second copy could run), signalled (the pid may be
+    /// another process's) or reported stopped until the operator has looked.
+    #[error(
+        "the record {path} cannot be read ({problem}): whether the service runs is unknown, so nothing was \
+         started or stopped; stop any copy that still runs, then remove the file"
+    )]
+    RecordUnreadable {
+        /// The record file.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The HTTP probe did not get the expected status.
     #[error("http probe {url}: {problem}")]
     Http {

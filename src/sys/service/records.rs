@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
+use super::error::DriverError;
 use crate::manifest::values::Name;
 
 /// Poll step while watching an adopted process.
@@ -43,13 +44,26 @@ pub(crate) fn write(dir: &Path, service: &Name, record: Record) -> std::io::Resu
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Reads a record; `None` when there is none or it cannot be parsed.
-pub(crate) fn read(dir: &Path, service: &Name) -> Option<Record> {
-    let text = std::fs::read_to_string(path(dir, service)).ok()?;
+/// Reads a record: `Ok(None)` when there is none. A file that is there but cannot be read or parsed is an error,
+/// never "no record": records are written atomically, so it takes corruption or a hand edit, and reading it as
+/// absent would let the agent start a second copy of a process that may still run.
+pub(crate) fn read(dir: &Path, service: &Name) -> Result<Option<Record>, DriverError> {
+    let file = path(dir, service);
+    let unreadable = |problem: String| DriverError::RecordUnreadable { path: file.display().to_string(), problem };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unreadable(e.to_string())),
+    };
+    parse(&text).map(Some).ok_or_else(|| unreadable(format!("expected \"PID STARTTIME\", found {:?}", text.trim())))
+}
+
+/// Parses `PID STARTTIME`, nothing more.
+fn parse(text: &str) -> Option<Record> {
     let mut fields = text.split_whitespace();
-    let pid = fields.next()?.parse().ok()?;
+    let pid: i32 = fields.next()?.parse().ok()?;
     let start_ticks = fields.next()?.parse().ok()?;
-    Some(Record { pid, start_ticks })
+    (pid > 0 && fields.next().is_none()).then_some(Record { pid, start_ticks })
 }
 
 /// Removes a record (a missing one is fine).
@@ -116,12 +130,24 @@ mod tests {
         let name = Name::parse("web-1").unwrap();
         let record = Record { pid: 4242, start_ticks: 987_654 };
         write(&dir, &name, record).unwrap();
-        assert_eq!(read(&dir, &name), Some(record));
+        assert_eq!(read(&dir, &name), Ok(Some(record)));
         assert_eq!(list(&dir), vec![name.clone()]);
         remove(&dir, &name).unwrap();
         remove(&dir, &name).unwrap();
-        assert_eq!(read(&dir, &name), None);
+        assert_eq!(read(&dir, &name), Ok(None));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_parsed_is_an_error_not_an_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = Name::parse("web").unwrap();
+        for bad in ["", "garbage\n", "42\n", "42 x\n", "-1 5\n", "0 5\n", "42 5 7\n"] {
+            std::fs::write(dir.path().join("web.pid"), bad).unwrap();
+            let error = read(dir.path(), &name).unwrap_err();
+            assert!(matches!(&error, DriverError::RecordUnreadable { .. }), "{bad:?}: {error}");
+            assert!(error.to_string().contains("web.pid"), "{error}");
+        }
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Supervisor {
 
     /// The process group id of a service's supervised process, while it is known (tests and diagnostics).
     pub fn pgid(&self, service: &Name) -> Option<i32> {
-        self.lookup(service).map(|s| s.pid)
+        self.lookup(service).ok().flatten().map(|s| s.pid)
     }
 
     /// Services recorded by this or an earlier agent (start-up hygiene: those that no manifest names any more
@@ -100,19 +100,20 @@ impl Supervisor {
         self.records.as_deref().map(records::list).unwrap_or_default()
     }
 
-    /// The service's process as this agent knows it, or as an earlier agent recorded it if it still runs.
-    fn lookup(&self, service: &Name) -> Option<Supervised> {
+    /// The service's process as this agent knows it, or as an earlier agent recorded it if it still runs; an
+    /// error when its record cannot be read (then whether it runs is unknown, see `records::read`).
+    fn lookup(&self, service: &Name) -> Result<Option<Supervised>, DriverError> {
         if let Some(known) = self.table().get(service) {
-            return Some(known.clone());
+            return Ok(Some(known.clone()));
         }
-        let dir = self.records.as_deref()?;
-        let record = records::read(dir, service)?;
+        let Some(dir) = self.records.as_deref() else { return Ok(None) };
+        let Some(record) = records::read(dir, service)? else { return Ok(None) };
         if !records::runs(record) {
             // Gone, or its pid now belongs to another process: never signal it. A stale record is only ours.
             let _ = records::remove(dir, service);
-            return None;
+            return Ok(None);
         }
-        Some(self.watch(service, record.pid, records::wait_adopted(record)))
+        Ok(Some(self.watch(service, record.pid, records::wait_adopted(record))))
     }
 
     /// Enters a process in the table and spawns the task that publishes its exit.
@@ -139,7 +140,11 @@ impl Supervisor {
     /// Starts `command` under `/bin/sh -c` in a new process group, unless it already runs. Its output goes to
     /// the agent's own stdout/stderr (the journal under systemd).
     pub(crate) async fn start(&self, service: &Name, command: &str, limit: Duration) -> Outcome {
-        if let Some(previous) = self.lookup(service) {
+        let previous = match self.lookup(service) {
+            Ok(previous) => previous,
+            Err(unknown) => return Outcome::Failed(unknown),
+        };
+        if let Some(previous) = previous {
             if previous.exited().is_none() {
                 return Outcome::Running;
             }
@@ -190,8 +195,9 @@ impl Supervisor {
     /// recorded process or forgets a stale record.
     pub(crate) fn status(&self, service: &Name) -> Outcome {
         match self.lookup(service) {
-            None => Outcome::Stopped,
-            Some(s) => match s.exited() {
+            Err(unknown) => Outcome::Failed(unknown),
+            Ok(None) => Outcome::Stopped,
+            Ok(Some(s)) => match s.exited() {
                 None => Outcome::Running,
                 Some(status) => Outcome::Failed(DriverError::Exited { pid: s.pid.unsigned_abs(), status }),
             },
@@ -202,8 +208,9 @@ impl Supervisor {
     /// has no process is a success.
     pub async fn stop(&self, service: &Name, limit: Duration) -> Outcome {
         match self.lookup(service) {
-            None => Outcome::Stopped,
-            Some(entry) => self.terminate(service, &entry, limit).await,
+            Err(unknown) => Outcome::Failed(unknown),
+            Ok(None) => Outcome::Stopped,
+            Ok(Some(entry)) => self.terminate(service, &entry, limit).await,
         }
     }
 
@@ -239,7 +246,7 @@ impl Supervisor {
         }
         drop(table);
         if let Some(dir) = &self.records
-            && records::read(dir, service).is_some_and(|r| r.pid == pid)
+            && records::read(dir, service).is_ok_and(|r| r.is_some_and(|r| r.pid == pid))
         {
             // A record left behind only costs a check at the next lookup (the start time will not match).
             let _ = records::remove(dir, service);
