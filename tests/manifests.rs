@@ -476,3 +476,27 @@ fn committed_schema_is_current() {
         );
     }
 }
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let out = hactl().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let prefix = format!("hactl {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = text.trim().strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(')'));
+    let commit = commit.unwrap_or_else(|| panic!("--version printed {text:?}, expected {prefix}COMMIT)"));
+    // Built from this checkout: the commit is HEAD's (possibly marked dirty); outside git it is `unknown`.
+    let head = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert!(
+            commit == head || commit == format!("{head}-dirty"),
+            "--version names commit {commit:?}, the checkout is at {head}"
+        ),
+        None => assert_eq!(commit, "unknown"),
+    }
+}

@@ -33,9 +33,12 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit code for usage and I/O errors: nothing was checked or changed.
 pub const EXIT_USAGE: u8 = 2;
 
+/// The version and the git commit of the build (`build.rs`), so a report names the exact source.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HACTL_COMMIT"), ")");
+
 /// hactl keeps a service online on a floating IP across Linux nodes, from YAML manifests kept in git.
 #[derive(Debug, Parser)]
-#[command(name = "hactl", version, about, propagate_version = true)]
+#[command(name = "hactl", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
