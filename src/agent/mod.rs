@@ -1,5 +1,5 @@
-//! The node agent's own logic (pure where it can be): which config is in force, and later the reconciler.
-//! The runtime that binds it to the OS arrives with the protocol core (issue 4).
+//! The node agent: which config is in force, the reconciler's planner (pure: desired + observed state in, the
+//! next actions out), what it started and persisted, and the runtime that binds the protocol core to the OS.
 
 pub mod config;
 pub mod deliver;

@@ -1,5 +1,5 @@
-//! The agent's APIs: the local one on a Unix socket for the CLI, and the authenticated peer one on each
-//! node's address (issue 5).
+//! The agent's APIs: the local one on a Unix socket for the CLI (which relays a request, signed, to another
+//! node's peer API when asked to), and the authenticated peer one on each node's address.
 
 pub mod auth;
 pub mod client;
