@@ -1,21 +1,30 @@
 //! Watching the manifest directory. Events only say "look again" (level-triggered, STYLE.md): the agent
 //! rescans and compares digests, so an editor's swap file or a `git checkout` that rewrites identical content
-//! changes nothing, and the periodic resync covers whatever inotify missed.
+//! changes nothing, and the agent's slow backstop rescan covers whatever inotify missed.
 //!
 //! Git and deploy tools replace files by rename and sometimes swap the whole directory through a symlink
 //! (`manifests -> releases/v42`). inotify watches the directory a symlink pointed at when the watch was made,
-//! so the parent is watched too and [`ManifestWatcher::refresh`] re-aims the watch when the link's target
-//! changed; the agent calls it on every event and on every resync.
+//! so the parent is watched too, and every signal re-aims the watch first when the link's target changed.
+//!
+//! Only changes count: inotify also reports every open and read-only close, and the rescan that a signal
+//! causes opens every manifest, so counting those would make each rescan cause the next one (a loop that kept
+//! an idle agent reparsing its manifests several times a second). Debouncing is a timer that exists only
+//! while changes arrive: an idle watcher has no thread that wakes up.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use thiserror::Error;
 use tokio::sync::mpsc;
+use tracing::warn;
 
-/// Why the directory cannot be watched (the agent then relies on its periodic resync and says so).
+/// A burst of changes longer than this many windows is signalled anyway, so a busy directory is still read.
+const LONGEST_BURST: u32 = 10;
+
+/// Why the directory cannot be watched (the agent then relies on its periodic rescan and says so).
 #[derive(Debug, Error)]
 pub enum WatchError {
     /// inotify refused (limits, missing directory).
@@ -24,7 +33,7 @@ pub enum WatchError {
         /// The path.
         path: PathBuf,
         /// The watcher's error.
-        source: notify_debouncer_full::notify::Error,
+        source: notify::Error,
     },
     /// The directory's real path cannot be resolved.
     #[error("cannot resolve {path}: {source}")]
@@ -40,56 +49,103 @@ pub enum WatchError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LookAgain;
 
-/// Keeps the watch alive; dropping it stops watching.
-pub struct ManifestWatcher {
-    debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+/// The watch itself, shared between its owner and the debouncing task (which holds it weakly).
+struct Inner {
+    watcher: RecommendedWatcher,
     dir: PathBuf,
     target: PathBuf,
 }
 
-impl ManifestWatcher {
-    /// Watches `dir` recursively (and its parent, for symlink swaps), sending [`LookAgain`] on `tx` after
-    /// `window` of quiet. A full channel drops the signal: one pending rescan covers any number of changes.
-    pub fn start(dir: &Path, window: Duration, tx: mpsc::Sender<LookAgain>) -> Result<ManifestWatcher, WatchError> {
-        let handler = move |result: DebounceEventResult| {
-            let relevant = match &result {
-                Ok(events) => !events.is_empty(),
-                Err(_) => true, // an overflowed queue: the only safe answer is a rescan
-            };
-            if relevant {
-                let _ = tx.try_send(LookAgain);
-            }
-        };
-        fn notify(path: &Path) -> impl FnOnce(notify_debouncer_full::notify::Error) -> WatchError + '_ {
-            move |source| WatchError::Notify { path: path.to_path_buf(), source }
-        }
-        let mut debouncer = new_debouncer(window, None, handler).map_err(notify(dir))?;
-        let target = resolve(dir)?;
-        debouncer.watch(&target, RecursiveMode::Recursive).map_err(notify(&target))?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            debouncer.watch(parent, RecursiveMode::NonRecursive).map_err(notify(parent))?;
-        }
-        Ok(ManifestWatcher { debouncer, dir: dir.to_path_buf(), target })
-    }
-
-    /// Re-aims the recursive watch when `dir` now resolves elsewhere (a symlink swap); true if it moved.
-    pub fn refresh(&mut self) -> Result<bool, WatchError> {
+impl Inner {
+    fn refresh(&mut self) -> Result<bool, WatchError> {
         let target = resolve(&self.dir)?;
         if target == self.target {
             return Ok(false);
         }
         // The old target may be gone already; failing to unwatch it is harmless.
-        let _ = self.debouncer.unwatch(&self.target);
-        self.debouncer
+        let _ = self.watcher.unwatch(&self.target);
+        self.watcher
             .watch(&target, RecursiveMode::Recursive)
             .map_err(|source| WatchError::Notify { path: target.clone(), source })?;
         self.target = target;
         Ok(true)
     }
+}
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct ManifestWatcher {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// True for an event that may mean different content: everything but opens, reads and read-only closes.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+impl ManifestWatcher {
+    /// Watches `dir` recursively (and its parent, for symlink swaps), sending [`LookAgain`] on `tx` once
+    /// `window` has passed without a further change. A full channel drops the signal: one pending rescan covers
+    /// any number of changes. Must be called within a Tokio runtime (the debouncing runs as a task).
+    pub fn start(dir: &Path, window: Duration, tx: mpsc::Sender<LookAgain>) -> Result<ManifestWatcher, WatchError> {
+        let (raw_tx, mut raw_rx) = mpsc::channel::<()>(1);
+        let handler = move |result: notify::Result<notify::Event>| {
+            // An error (an overflowed queue) can hide any change: the only safe answer is a rescan.
+            if result.as_ref().map_or(true, |event| is_change(&event.kind)) {
+                let _ = raw_tx.try_send(());
+            }
+        };
+        fn notify_error(path: &Path) -> impl FnOnce(notify::Error) -> WatchError + '_ {
+            move |source| WatchError::Notify { path: path.to_path_buf(), source }
+        }
+        let mut watcher = notify::recommended_watcher(handler).map_err(notify_error(dir))?;
+        let target = resolve(dir)?;
+        watcher.watch(&target, RecursiveMode::Recursive).map_err(notify_error(&target))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            watcher.watch(parent, RecursiveMode::NonRecursive).map_err(notify_error(parent))?;
+        }
+        let inner = Arc::new(Mutex::new(Inner { watcher, dir: dir.to_path_buf(), target }));
+        let weak: Weak<Mutex<Inner>> = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            // Ends when the watcher is dropped: its handler, the only sender, goes with it.
+            while raw_rx.recv().await.is_some() {
+                for _ in 0..LONGEST_BURST {
+                    match tokio::time::timeout(window, raw_rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                if let Ok(mut inner) = inner.lock()
+                    && let Err(e) = inner.refresh()
+                {
+                    warn!(target: "config", "{e}; the manifests are still rescanned, but changes may be noticed late");
+                }
+                let _ = tx.try_send(LookAgain);
+            }
+        });
+        Ok(ManifestWatcher { inner })
+    }
+
+    /// Re-aims the recursive watch when the directory now resolves elsewhere (a symlink swap); true if it moved.
+    /// Every signal does this first; calling it again changes nothing unless the link moved since.
+    pub fn refresh(&self) -> Result<bool, WatchError> {
+        match self.inner.lock() {
+            Ok(mut inner) => inner.refresh(),
+            Err(poisoned) => poisoned.into_inner().refresh(),
+        }
+    }
 
     /// The directory the watch currently follows.
-    pub fn target(&self) -> &Path {
-        &self.target
+    pub fn target(&self) -> PathBuf {
+        match self.inner.lock() {
+            Ok(inner) => inner.target.clone(),
+            Err(poisoned) => poisoned.into_inner().target.clone(),
+        }
     }
 }
 

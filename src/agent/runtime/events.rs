@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use super::{Agent, AgentError, RESYNC};
+use super::{Agent, AgentError, BACKSTOP, RESYNC};
 use crate::agent::plan::{Disposition, Observed};
 use crate::manifest::model::Resource;
 use crate::manifest::values::Name;
@@ -35,7 +35,7 @@ impl Agent {
 
     fn on_event(&mut self, event: Event) -> Result<(), AgentError> {
         match event {
-            Event::Persist(p) => crate::agent::persist::save(&self.dir, &p).map_err(|e| {
+            Event::Persist(p) => self.store.save(&self.dir, &p).map_err(|e| {
                 error!("cannot persist protocol state: {e}; stopping before anything unsafe is sent");
                 e
             })?,
@@ -205,11 +205,29 @@ impl Agent {
         }
     }
 
-    /// The periodic look: manifests again, kernel addresses again (events can be missed), stale failures.
+    /// The full look, at the backstop period or when asked for: manifests and key file again, kernel addresses
+    /// again (events can be missed), stale failures.
     pub(super) async fn resync(&mut self) {
-        self.next_resync = Instant::now() + RESYNC;
+        self.next_resync = Instant::now() + BACKSTOP;
+        self.next_tick = Instant::now() + RESYNC;
         self.rescan();
         self.read_addresses().await;
+        self.expire_failures();
+    }
+
+    /// The cheap periodic checks: the key file only if its metadata changed (it may live outside the watched
+    /// directory), the manifests only if the directory is not watched, stale failures.
+    pub(super) fn tick(&mut self) {
+        self.next_tick = Instant::now() + RESYNC;
+        if self.watching {
+            self.check_key_file();
+        } else {
+            self.rescan();
+        }
+        self.expire_failures();
+    }
+
+    fn expire_failures(&mut self) {
         let timeouts: std::collections::BTreeMap<Name, Option<Duration>> = self
             .state
             .groups

@@ -42,8 +42,13 @@ use crate::sys::service::{DriverContext, FailCounts};
 use crate::sys::state::{self, StateDir, StateError};
 use crate::sys::watch::{LookAgain, ManifestWatcher};
 
-/// How often the manifests are rescanned and the kernel's addresses re-read even without events.
+/// How often the cheap checks run: the key file's metadata, expired failures, and the manifests when the
+/// directory cannot be watched.
 const RESYNC: Duration = Duration::from_secs(5);
+/// How often the manifests are rescanned and the kernel's addresses re-read although no event said so: inotify
+/// and netlink events report every change, so this only repairs a missed one (an overflowed queue is itself
+/// reported and causes a full resync at once).
+const BACKSTOP: Duration = Duration::from_secs(60);
 /// Pause before an effect that failed is tried again, so a broken interface does not spin the loop.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -121,6 +126,8 @@ pub(crate) struct Agent {
     state: Arc<DesiredState>,
     manifests: PathBuf,
     dir: StateDir,
+    /// What of the protocol state is on disk: fsync only for what must survive a power loss.
+    store: super::persist::Store,
     socket: Arc<UdpSocket>,
     tx: mpsc::Sender<Msg>,
     netlink: Arc<Netlink>,
@@ -146,7 +153,14 @@ pub(crate) struct Agent {
     fails: FailCounts,
     /// Members reported stuck, so the report is made once per change.
     stuck: BTreeSet<Name>,
+    /// The next full resync (manifests, key file, kernel addresses): the backstop, or sooner when asked for.
     next_resync: Instant,
+    /// The next run of the cheap periodic checks ([`RESYNC`]).
+    next_tick: Instant,
+    /// Whether the manifest directory is watched; without a watch the manifests are rescanned every tick.
+    watching: bool,
+    /// The key file's metadata when it was last read: the tick re-reads it only when this changes.
+    key_stamp: Option<keys::Stamp>,
     /// SIGTERM received: the core hands groups over (§4.7); `left` once it says every hand-over is done.
     leaving: bool,
     left: bool,
@@ -221,7 +235,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     let dir = StateDir::open(&opts.state_dir)?;
     let uuid = dir.node_uuid()?;
     let incarnation = dir.next_incarnation(wall_clock_secs())?;
-    let mut persisted = super::persist::load(&dir)?;
+    let (mut persisted, store) = super::persist::load(&dir)?;
     let netlink = Arc::new(Netlink::connect()?);
     keep_records_with_addresses(&netlink, &state, &mut persisted).await;
     let boot_id = boot_number(&state::boot_id()?);
@@ -257,6 +271,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         state,
         manifests: opts.manifests.clone(),
         dir,
+        store,
         socket: socket.clone(),
         tx: tx.clone(),
         netlink,
@@ -273,7 +288,10 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         announcers: BTreeMap::new(),
         fails: FailCounts::new(),
         stuck: BTreeSet::new(),
-        next_resync: Instant::now() + RESYNC,
+        next_resync: Instant::now() + BACKSTOP,
+        next_tick: Instant::now() + RESYNC,
+        watching: false,
+        key_stamp: None,
         leaving: false,
         left: false,
         leave_by: None,
@@ -293,6 +311,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
     };
     spawn_receiver(socket, tx.clone());
     let _watcher = spawn_watcher(&opts, tx.clone());
+    agent.watching = _watcher.is_some();
     spawn_net_events(tx.clone())?;
     spawn_signals(tx.clone())?;
     spawn_api(&opts, tx.clone(), peer_api, &keys)?;
@@ -370,7 +389,7 @@ fn spawn_watcher(opts: &Options, tx: mpsc::Sender<Msg>) -> Option<ManifestWatche
     let watcher = match ManifestWatcher::start(&opts.manifests, Duration::from_millis(300), look_tx) {
         Ok(w) => Some(w),
         Err(e) => {
-            warn!(target: "config", "{e}; relying on the {}s resync", RESYNC.as_secs());
+            warn!(target: "config", "{e}; rescanning every {}s instead", RESYNC.as_secs());
             None
         }
     };
@@ -458,6 +477,8 @@ impl Agent {
             self.drain()?;
             if Instant::now() >= self.next_resync {
                 self.resync().await;
+            } else if Instant::now() >= self.next_tick {
+                self.tick();
             }
             self.reconcile();
             self.monitor();
@@ -482,7 +503,7 @@ impl Agent {
     /// The earliest local deadline (monitors, cooldowns, resync), as a delay from now.
     fn next_local_wake(&self) -> Duration {
         let now = Instant::now();
-        let mut next = self.next_resync;
+        let mut next = self.next_resync.min(self.next_tick);
         next = self.next_monitor.values().chain(self.cooldown.values()).fold(next, |a, b| a.min(*b));
         if let Some(by) = self.leave_by {
             next = next.min(by);
