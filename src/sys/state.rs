@@ -69,6 +69,22 @@ impl StateDir {
         }
     }
 
+    /// Replaces a record atomically but not durably: after `Ok`, a crash of this process leaves the new content
+    /// (the kernel's page cache outlives the process), a power loss may leave the old one or none. For state
+    /// that only the same boot uses, where an fsync would buy nothing but disk flushes.
+    pub fn write_volatile(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StateError::Io { path: p, source }
+        };
+        let mut file =
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+        file.write_all(bytes).map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
     /// Replaces a record durably: after `Ok`, a crash or power loss leaves the new content.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.path.join(name);
