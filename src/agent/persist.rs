@@ -8,12 +8,12 @@
 //!   used, written before the first round beyond the previous ceiling is sent, so a restart (which starts above
 //!   the ceiling) never reuses a ballot, and a holder renewing every `T/3` flushes the disk about once every
 //!   few minutes instead of three times a second.
-//! - `adoption.json` (atomic, not fsynced): the adoption records. They are used only within the boot that wrote
-//!   them (§4.7 adopts only with the same boot id), and within a boot the page cache outlives the agent, so a
-//!   crashed or re-executed agent reads the last record written. After a power loss the file may be old,
-//!   missing or (on some file systems) empty: it then names an earlier boot or nothing, and nothing is adopted.
-//!   An unreadable `adoption.json` is therefore read as "no records", which only ever costs an adoption; an
-//!   unreadable `protocol.json` stays an error.
+//! - `adoption.json` (a [`VolatileRecord`]: rewritten in place with one `pwrite`, checksummed, not fsynced):
+//!   the adoption records. They are used only within the boot that wrote them (§4.7 adopts only with the same
+//!   boot id), and within a boot the page cache outlives the agent, so a crashed or re-executed agent reads the
+//!   last record written. After a power loss the file may be old, torn or empty: it then names an earlier boot,
+//!   fails its checksum or holds nothing, and nothing is adopted. An unreadable `adoption.json` is therefore read
+//!   as "no records", which only ever costs an adoption; an unreadable `protocol.json` stays an error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::manifest::values::Name;
 use crate::proto::wire::{Ballot, NodeId};
 use crate::proto::{AdoptionRecord, Persisted};
-use crate::sys::state::{StateDir, StateError};
+use crate::sys::state::{StateDir, StateError, VolatileRecord};
 
 const FILE: &str = "protocol.json";
 const ADOPTION: &str = "adoption.json";
@@ -120,6 +120,8 @@ pub struct Store {
     durable: Option<Persisted>,
     /// The records as in `adoption.json`.
     records: Option<BTreeMap<IpAddr, AdoptionRecord>>,
+    /// `adoption.json`, opened at the first write and kept open.
+    adoption: Option<VolatileRecord>,
 }
 
 impl Store {
@@ -141,7 +143,11 @@ impl Store {
             self.durable = Some(durable);
         }
         if self.records.as_ref() != Some(&p.records) {
-            dir.write_volatile(ADOPTION, &pretty(&json!({ "records": encode_records(&p.records) })))?;
+            let file = match &mut self.adoption {
+                Some(file) => file,
+                none => none.insert(dir.volatile(ADOPTION)?),
+            };
+            file.replace(&pretty(&json!({ "records": encode_records(&p.records) })))?;
             self.records = Some(p.records.clone());
         }
         Ok(())
@@ -157,8 +163,9 @@ pub fn load(dir: &StateDir) -> Result<(Persisted, Store), StateError> {
         serde_json::from_slice::<Value>(&bytes).ok().as_ref().and_then(decode_value).ok_or_else(|| {
             StateError::Corrupt { path: dir.path().join(FILE), what: "expected hactl's protocol state" }
         })?;
-    let store = Store { durable: Some(Persisted { records: BTreeMap::new(), ..p.clone() }), records: None };
-    match dir.read(ADOPTION) {
+    let store =
+        Store { durable: Some(Persisted { records: BTreeMap::new(), ..p.clone() }), records: None, adoption: None };
+    match dir.read_volatile(ADOPTION) {
         Ok(Some(bytes)) => match serde_json::from_slice::<Value>(&bytes).ok().as_ref().and_then(decode_records) {
             Some(records) => p.records = records,
             None => {

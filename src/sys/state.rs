@@ -1,15 +1,17 @@
 //! The agent's persistent state directory (`--state-dir`, default /var/lib/hactl): the node's UUID, its
 //! incarnation, and whatever records the protocol asks to persist (ballots, adoption records).
 //!
-//! Every write is atomic and durable — temp file, fsync, rename, fsync of the directory — because a ballot
-//! or incarnation that is lost in a crash could be reused, which DESIGN.md §4.2 forbids: if a write cannot be
-//! made durable, the caller must not send the datagram that depends on it (the agent refuses to start).
+//! Every durable write is atomic — temp file, fsync, rename, fsync of the directory — because a ballot or
+//! incarnation that is lost in a crash could be reused, which DESIGN.md §4.2 forbids: if a write cannot be made
+//! durable, the caller must not send the datagram that depends on it (the agent refuses to start). State that
+//! only the boot that wrote it uses is a [`VolatileRecord`] instead: rewritten in place, checksummed, no fsync.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use uuid::Uuid;
 
@@ -69,20 +71,32 @@ impl StateDir {
         }
     }
 
-    /// Replaces a record atomically but not durably: after `Ok`, a crash of this process leaves the new content
-    /// (the kernel's page cache outlives the process), a power loss may leave the old one or none. For state
-    /// that only the same boot uses, where an fsync would buy nothing but disk flushes.
-    pub fn write_volatile(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    /// Opens (creating, mode 0600) a record that is rewritten in place and not durably: see [`VolatileRecord`].
+    pub fn volatile(&self, name: &str) -> Result<VolatileRecord, StateError> {
         let path = self.path.join(name);
-        let tmp = self.path.join(format!(".{name}.tmp"));
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StateError::Io { path: p, source }
-        };
-        let mut file =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
-        file.write_all(bytes).map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StateError::Io { path: path.clone(), source })?;
+        let len = file.metadata().map_err(|source| StateError::Io { path: path.clone(), source })?.len();
+        Ok(VolatileRecord { path, file, len })
+    }
+
+    /// Reads a record written by [`VolatileRecord::replace`]: `None` if it was never written, `Corrupt` if its
+    /// frame does not check out (a torn write, or a file this version did not write).
+    pub fn read_volatile(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(bytes) = self.read(name)? else { return Ok(None) };
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        unframe(&bytes).map(|b| Some(b.to_vec())).ok_or_else(|| StateError::Corrupt {
+            path: self.path.join(name),
+            what: "a torn or foreign volatile record",
+        })
     }
 
     /// Replaces a record durably: after `Ok`, a crash or power loss leaves the new content.
@@ -170,9 +184,88 @@ pub fn boot_id() -> Result<String, StateError> {
         .map_err(|source| StateError::Io { path: path.to_path_buf(), source })
 }
 
+/// The first line of a volatile record: a tag, the payload's length and its SHA-256 (hex).
+const FRAME_TAG: &str = "hactl-record";
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("{FRAME_TAG} {} {}\n", payload.len(), hex(&Sha256::digest(payload))).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The payload of a framed record, if the frame is whole; bytes after it (a longer earlier version) are ignored.
+fn unframe(bytes: &[u8]) -> Option<&[u8]> {
+    let nl = bytes.iter().position(|b| *b == b'\n')?;
+    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
+    let mut fields = header.split(' ');
+    let (tag, len, sum) = (fields.next()?, fields.next()?, fields.next()?);
+    let len: usize = len.parse().ok()?;
+    let payload = bytes.get(nl + 1..nl + 1 + len)?;
+    (tag == FRAME_TAG && fields.next().is_none() && hex(&Sha256::digest(payload)) == sum).then_some(payload)
+}
+
+/// A state record rewritten in place with one `pwrite`, never fsynced, for state that only the boot that wrote
+/// it uses (the adoption records). No temp file and no rename: on ext4 a rename over an existing file starts the
+/// new file's writeback, which made this write the costliest thing an idle holder did. A crash of the process
+/// leaves the last write whole (the page cache outlives the process); a torn write (a power loss, a kill in the
+/// middle of the call) fails the frame's checksum and reads as corrupt, so a reader can never take a mix of two
+/// versions for one.
+#[derive(Debug)]
+pub struct VolatileRecord {
+    path: PathBuf,
+    file: File,
+    /// The file's length as last written, to cut off a longer earlier version's tail (kept tidy, not needed).
+    len: u64,
+}
+
+impl VolatileRecord {
+    /// Replaces the record's content.
+    pub fn replace(&mut self, payload: &[u8]) -> Result<(), StateError> {
+        let bytes = frame(payload);
+        let io = |source| StateError::Io { path: self.path.clone(), source };
+        self.file.write_all_at(&bytes, 0).map_err(io)?;
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if len < self.len {
+            self.file.set_len(len).map_err(io)?;
+        }
+        self.len = len;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_volatile_record_is_replaced_in_place_and_a_torn_one_reads_as_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::open(dir.path()).expect("open");
+        assert!(state.read_volatile("r").expect("read").is_none(), "never written");
+        let mut record = state.volatile("r").expect("open record");
+        record.replace(b"a longer first version").expect("write");
+        record.replace(b"short").expect("write");
+        assert_eq!(state.read_volatile("r").expect("read").as_deref(), Some(&b"short"[..]));
+        let ino = std::fs::metadata(dir.path().join("r")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        record.replace(b"third").expect("write");
+        let same = std::fs::metadata(dir.path().join("r")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        assert_eq!(ino.ok(), same.ok(), "rewritten in place, not renamed over");
+        // A write cut short, or one that mixes two versions, fails the frame's checksum.
+        let whole = std::fs::read(dir.path().join("r")).expect("bytes");
+        std::fs::write(dir.path().join("r"), &whole[..whole.len() - 2]).expect("tear");
+        assert!(matches!(state.read_volatile("r"), Err(StateError::Corrupt { .. })));
+        let mut mixed = whole.clone();
+        let at = mixed.len() - 1;
+        mixed[at] = b'X';
+        std::fs::write(dir.path().join("r"), &mixed).expect("mix");
+        assert!(matches!(state.read_volatile("r"), Err(StateError::Corrupt { .. })));
+        std::fs::write(dir.path().join("r"), b"{\"records\": []}").expect("foreign");
+        assert!(matches!(state.read_volatile("r"), Err(StateError::Corrupt { .. })));
+    }
 
     #[test]
     fn uuid_is_created_once() {

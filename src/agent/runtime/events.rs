@@ -16,11 +16,22 @@ use crate::sys::net::FloatingAddr;
 use crate::sys::net::NetEvent;
 
 impl Agent {
-    /// Drains the core: events first (a `Persist` is written before anything polled after it is sent), then
-    /// datagrams.
+    /// Drains the core: events first, then datagrams. Every `Persist` of one drain carries the whole state, so
+    /// only the last is written — after the other events (none of which sends anything) and before any datagram,
+    /// which is all the core asks (with one renewal per group, one write per drain instead of one per group).
     pub(super) fn drain(&mut self) -> Result<(), AgentError> {
+        let mut persist = None;
         while let Some(event) = self.node.poll_event() {
-            self.on_event(event)?;
+            match event {
+                Event::Persist(p) => persist = Some(p),
+                event => self.on_event(event)?,
+            }
+        }
+        if let Some(p) = persist {
+            self.store.save(&self.dir, &p).map_err(|e| {
+                error!("cannot persist protocol state: {e}; stopping before anything unsafe is sent");
+                e
+            })?;
         }
         while let Some(t) = self.node.poll_transmit() {
             // A full socket buffer drops the datagram: the protocol retransmits within the round.
@@ -35,10 +46,8 @@ impl Agent {
 
     fn on_event(&mut self, event: Event) -> Result<(), AgentError> {
         match event {
-            Event::Persist(p) => self.store.save(&self.dir, &p).map_err(|e| {
-                error!("cannot persist protocol state: {e}; stopping before anything unsafe is sent");
-                e
-            })?,
+            // `drain` writes the last one of each drain.
+            Event::Persist(_) => {}
             Event::PeerState { node, state } => {
                 info!(peer = %node, ?state, "peer");
                 if state == crate::proto::PeerState::Alive {
