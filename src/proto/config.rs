@@ -160,6 +160,12 @@ impl Config {
         tm.mul_f64((1.0 + self.drift) / (1.0 - self.drift))
     }
 
+    /// How far a renewal may move from its due time `T/3` to ride a heartbeat: half a heartbeat interval, and
+    /// never more than `T/6`, so a renewal still starts with at least `T/2 − m` of the lease left.
+    pub fn renew_slack(&self) -> Duration {
+        (self.interval / 2).min(self.lease / 6)
+    }
+
     /// Under `strict`, how long a new holder waits after acquiring before adding the address: until any stale
     /// holder's kernel lifetime has run out (its last renewal ≤ T − m after the last accept; lifetime ≤ ⌈T⌉ +
     /// kernel slack), less the exclusion it already waited out, scaled for drift.

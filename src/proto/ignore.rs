@@ -81,7 +81,7 @@ impl Node {
         } else {
             l.conflict = None;
         }
-        if now >= l.next_renew {
+        if l.renew_due(now, self.cfg.renew_slack(), self.beat) {
             l.t0 = now;
             l.covered = l.keys.iter().copied().collect();
             l.asking = l.covered.clone();

@@ -131,13 +131,22 @@ impl Lease {
         self.covered.iter().filter(|k| !self.unripe.contains_key(k)).copied().collect()
     }
 
+    /// Whether the holder renews now: at the heartbeat tick nearest to `next_renew` (at most the slack before or
+    /// after it), so the renewals of every group leave in the heartbeat's datagram and cost no wake-up of their
+    /// own; without a tick that near, at `next_renew` plus the slack.
+    /// `slack` is [`Config::renew_slack`].
+    pub fn renew_due(&self, now: Duration, slack: Duration, beat: bool) -> bool {
+        now >= self.retry_at && (now >= self.next_renew + slack || (beat && now + slack >= self.next_renew))
+    }
+
     /// The next instant this lease needs the core without input.
     pub fn next_wake(&self, cfg: &Config) -> Duration {
         let mut t = Duration::MAX;
         if let Some(d) = self.holding {
             t = t.min(d.saturating_sub(cfg.margin));
             if self.phase == Phase::Idle && !self.adopting {
-                t = t.min(self.next_renew.max(self.retry_at));
+                // Normally a heartbeat tick comes first and takes the renewal along (`renew_due`).
+                t = t.min((self.next_renew + cfg.renew_slack()).max(self.retry_at));
             }
         }
         if let Some(s) = self.strict_until {
@@ -336,7 +345,7 @@ impl Node {
         self.ripen(now, group, l);
         if self.cfg.policy == QuorumPolicy::Ignore {
             self.drive_ignore_holder(now, group, l);
-        } else if l.phase == Phase::Idle && !l.adopting && now >= l.next_renew && now >= l.retry_at {
+        } else if l.phase == Phase::Idle && !l.adopting && l.renew_due(now, self.cfg.renew_slack(), self.beat) {
             self.start_round(now, l);
         }
         let placement_due = l.active && now >= l.next_placement;
@@ -570,6 +579,21 @@ mod tests {
         assert_eq!(l.required(), [x].into(), "a renewal must not wait for the address that just joined");
         l.covered = [ip("192.0.2.9")].into();
         assert_eq!(l.required(), [x, y].into(), "covering none of today's keys is no holding to renew");
+    }
+
+    #[test]
+    fn a_renewal_rides_the_heartbeat_nearest_its_due_time() {
+        let ms = Duration::from_millis;
+        let mut l = Lease::new(vec![ip("192.0.2.1")]);
+        l.next_renew = ms(333);
+        let slack = ms(100);
+        assert!(!l.renew_due(ms(200), slack, true), "a heartbeat too early does not take it");
+        assert!(l.renew_due(ms(240), slack, true), "the heartbeat within the slack before it does");
+        assert!(!l.renew_due(ms(340), slack, false), "between heartbeats it waits for the next one");
+        assert!(l.renew_due(ms(420), slack, true), "the heartbeat within the slack after it does");
+        assert!(l.renew_due(ms(433), slack, false), "without a heartbeat that near, at due time + slack");
+        l.retry_at = ms(500);
+        assert!(!l.renew_due(ms(433), slack, true), "never before a refusal's retry time");
     }
 
     #[test]

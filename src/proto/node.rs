@@ -38,6 +38,8 @@ pub struct Node {
     pub(super) leases: BTreeMap<Name, Lease>,
     pub(super) persisted: Persisted,
     pub(super) next_heartbeat: Duration,
+    /// This drive sends a heartbeat: renewals due about now leave with it ([`Lease::renew_due`]).
+    pub(super) beat: bool,
     pub(super) out: BTreeMap<Name, Vec<Record>>,
     transmits: VecDeque<Transmit>,
     pub(super) events: VecDeque<Event>,
@@ -113,6 +115,7 @@ impl Node {
             leases: BTreeMap::new(),
             persisted,
             next_heartbeat: now,
+            beat: false,
             out: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -254,13 +257,15 @@ impl Node {
             self.events.push_back(Event::PeerState { node: name, state });
             self.full_drive = true;
         }
-        if now >= self.next_heartbeat {
+        self.beat = now >= self.next_heartbeat;
+        if self.beat {
             self.full_drive = true; // placement is re-evaluated for every group once per heartbeat
         }
         self.drive_leases(now);
-        if now >= self.next_heartbeat {
+        if self.beat {
             self.heartbeat(now);
             self.next_heartbeat = now + self.cfg.interval;
+            self.beat = false;
         }
         self.check_left(now);
         self.flush(now);
