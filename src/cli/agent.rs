@@ -45,11 +45,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .to_string(),
     };
     let opts = Options { manifests: args.manifests, node, state_dir: args.state_dir, api_socket: args.api_socket };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // One thread: the agent is one loop that owns the protocol core, and every child process, socket and timer is
+    // asynchronous, so worker threads would add only cross-thread wake-ups (futexes) to each datagram and timer.
+    // Blocking file work (a manifest delivery) runs on tokio's blocking pool, as before.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(runtime::run(opts))?;
     Ok(ExitCode::from(EXIT_OK))
 }

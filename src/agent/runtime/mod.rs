@@ -96,6 +96,14 @@ pub enum AgentError {
     Io(#[from] std::io::Error),
 }
 
+impl Msg {
+    /// A message that changes no state the planner reads: a kernel lifetime renewal that succeeded (one per
+    /// address and renewal, the commonest message of an idle holder).
+    fn changes_nothing(&self) -> bool {
+        matches!(self, Msg::Done(effects::Done::Renewed(_, Ok(crate::sys::net::Renewal::Renewed(_)))))
+    }
+}
+
 /// Everything that reaches the state-owning task.
 #[derive(Debug)]
 pub(crate) enum Msg {
@@ -468,8 +476,14 @@ impl Agent {
                 _ = tokio::time::sleep(wake) => None,
             };
             if let Some(msg) = msg {
+                let quiet = msg.changes_nothing();
                 if self.on_msg(msg)? {
                     return Ok(());
+                }
+                if quiet {
+                    // Planning every group again would find what it found before; a timer that is due now
+                    // fires at the top of the loop.
+                    continue;
                 }
             }
             let now = LeaseClock::read();
