@@ -38,6 +38,8 @@ pub struct Node {
     pub(super) leases: BTreeMap<Name, Lease>,
     pub(super) persisted: Persisted,
     pub(super) next_heartbeat: Duration,
+    /// The state changed in this input and must be written before its datagrams are sent.
+    persist_due: bool,
     /// This drive sends a heartbeat: renewals due about now leave with it ([`Lease::renew_due`]).
     pub(super) beat: bool,
     pub(super) out: BTreeMap<Name, Vec<Record>>,
@@ -116,6 +118,7 @@ impl Node {
             persisted,
             next_heartbeat: now,
             beat: false,
+            persist_due: false,
             out: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -125,8 +128,9 @@ impl Node {
             trace: boot.trace.then(Vec::new),
             cfg,
         };
-        node.events.push_back(Event::Persist(node.persisted.clone()));
+        node.persist();
         node.start_leases(now);
+        node.push_persist();
         node
     }
 
@@ -190,6 +194,7 @@ impl Node {
             self.full_drive = true;
         }
         self.drive(now);
+        self.push_persist();
     }
 
     /// The next event, if any. Drain these before transmits: a `Persist` must be written before sending.
@@ -214,8 +219,16 @@ impl Node {
         t
     }
 
+    /// Asks for the state to be written once at the end of this input (one copy of the records however many
+    /// groups renewed in it), after its other events and before any of its datagrams.
     pub(super) fn persist(&mut self) {
-        self.events.push_back(Event::Persist(self.persisted.clone()));
+        self.persist_due = true;
+    }
+
+    fn push_persist(&mut self) {
+        if std::mem::take(&mut self.persist_due) {
+            self.events.push_back(Event::Persist(self.persisted.clone()));
+        }
     }
 
     /// Queues a record for a peer (or for ourselves: our own acceptor answers through the same path).
