@@ -105,7 +105,7 @@ impl Agent {
     }
 
     fn spawn_add(&mut self, group: &Name, name: &Name) {
-        let (Some((addr, ip)), Some(deadline)) = (self.floating_addr(name), self.deadlines.get(group).copied()) else {
+        let (Some((addr, ip)), Some(_)) = (self.floating_addr(name), self.deadlines.get(group)) else {
             return;
         };
         if !self.covered(group, addr.address.addr()) {
@@ -117,8 +117,9 @@ impl Agent {
         // §4.11: no probe after a hand-over whose Release confirmed the address is gone (a move costs no probe).
         let probe_wait = if self.no_probe.contains(group) { Duration::ZERO } else { ip.announce.probe_wait };
         let (nl, tx, name) = (self.netlink.clone(), self.tx.clone(), name.clone());
+        let lease = (self.deadlines.clone(), group.clone());
         tokio::spawn(async move {
-            let result = add_address(&nl, &addr, probe_wait, deadline).await;
+            let result = add_address(&nl, &addr, probe_wait, lease).await;
             let _ = tx.send(Msg::Done(Done::Added(name, result))).await;
         });
     }
@@ -147,8 +148,9 @@ impl Agent {
         let (nl, removals) = (self.netlink.clone(), self.removals.clone());
         let generation = self.next_removal(addr.address.addr());
         async move {
-            let mut renewing = removals.lock().await;
-            renewing.insert(addr.address.addr(), generation);
+            let slot = removals.slot(addr.address.addr());
+            let mut removed = slot.lock().await;
+            *removed = generation;
             nl.remove(&addr).await.map(|_| ()).map_err(|e| e.to_string())
         }
     }
@@ -190,8 +192,9 @@ impl Agent {
             let seen = self.removal_generation.get(&addr.address.addr()).copied().unwrap_or(0);
             tokio::spawn(async move {
                 // Skipped if a removal was spawned after this renewal (see `spawn_remove`).
-                let renewing = removals.lock().await;
-                if renewing.get(&addr.address.addr()).is_some_and(|g| *g > seen) {
+                let slot = removals.slot(addr.address.addr());
+                let renewing = slot.lock().await;
+                if *renewing > seen {
                     return;
                 }
                 let result = nl.renew(&addr, deadline, &LeaseClock).await.map_err(|e| e.to_string());
@@ -371,12 +374,58 @@ impl Agent {
     }
 }
 
-/// Probes (bounded), then adds the address with a lifetime up to the lease deadline.
+/// Per address, the generation of its last removal, each behind a lock of its own that a renewal holds across
+/// its netlink request and a removal across its delete: a renewal spawned before a removal can never re-create
+/// the deleted address, and renewals of different addresses still run side by side (one lock for all of them
+/// made a hundred addresses' renewals queue behind each other for longer than a lease).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Removals(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, std::sync::Arc<tokio::sync::Mutex<u64>>>>,
+    >,
+);
+
+impl Removals {
+    fn slot(&self, address: std::net::IpAddr) -> std::sync::Arc<tokio::sync::Mutex<u64>> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(address).or_default().clone()
+    }
+}
+
+/// Each held group's lease deadline, shared with the address adds in flight. An add reads it when it adds (after
+/// its probe), not when it was spawned: a hundred groups acquired at once keep the netlink socket busy for longer
+/// than a lease, and an add that waited behind the others must use the lease as renewed meanwhile — or not be
+/// made at all when the lease was lost meanwhile.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Deadlines(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<Name, Duration>>>);
+
+impl Deadlines {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<Name, Duration>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The group's deadline while it is held.
+    pub(crate) fn get(&self, group: &Name) -> Option<Duration> {
+        self.map().get(group).copied()
+    }
+
+    /// A new or renewed lease.
+    pub(crate) fn insert(&self, group: Name, deadline: Duration) {
+        self.map().insert(group, deadline);
+    }
+
+    /// The group is no longer held here.
+    pub(crate) fn remove(&self, group: &Name) {
+        self.map().remove(group);
+    }
+}
+
+/// Probes (bounded), then adds the address with a lifetime up to the group's lease deadline as it is then.
 async fn add_address(
     nl: &Netlink,
     addr: &FloatingAddr,
     probe_wait: Duration,
-    deadline: Duration,
+    (deadlines, group): (Deadlines, Name),
 ) -> Result<(), String> {
     let ip = addr.address.addr();
     if !probe_wait.is_zero() {
@@ -389,6 +438,7 @@ async fn add_address(
             Err(e) => warn!(address = %ip, "probe failed: {e}; proceeding"),
         }
     }
+    let deadline = deadlines.get(&group).ok_or("the lease was lost before the add")?;
     let lifetime = Lifetime::until(deadline, LeaseClock::read()).ok_or("the lease deadline passed before the add")?;
     nl.add(addr, lifetime).await.map_err(|e| e.to_string())
 }

@@ -1,7 +1,8 @@
 //! What the protocol core and the kernel tell the agent: lease events become dispositions, persistence
 //! happens before any datagram is sent, and addresses seen or lost update the observations.
 
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
@@ -199,18 +200,29 @@ impl Agent {
     /// Reads the kernel's addresses for every floating address of the config (start-up and resync).
     pub(super) async fn read_addresses(&mut self) {
         let ips: Vec<_> = self.state.groups.values().flat_map(|g| g.floating_ips().cloned()).collect();
+        // One dump per interface, not per address: with a hundred addresses on one interface, a dump each kept
+        // the agent's loop (and its heartbeats) waiting for seconds.
+        let mut present: BTreeMap<String, Option<BTreeSet<IpAddr>>> = BTreeMap::new();
+        for ip in &ips {
+            if present.contains_key(&ip.interface.0) {
+                continue;
+            }
+            let found = match self.netlink.addresses(&ip.interface.0).await {
+                Ok(list) => Some(list.iter().map(|a| a.address.addr()).collect()),
+                Err(e) => {
+                    warn!("cannot read the addresses of {}: {e}", ip.interface.0);
+                    None
+                }
+            };
+            present.insert(ip.interface.0.clone(), found);
+        }
         for ip in ips {
             if self.busy(&ip.name) && self.observed.get(&ip.name) != Some(&Observed::Busy) {
                 continue;
             }
-            let present = match self.netlink.addresses(&ip.interface.0).await {
-                Ok(list) => list.iter().any(|a| a.address.addr() == ip.address.addr()),
-                Err(e) => {
-                    warn!(address = %ip.name, "cannot read {}: {e}", ip.interface.0);
-                    false
-                }
-            };
-            self.observed.insert(ip.name.clone(), if present { Observed::Up } else { Observed::Down });
+            let up =
+                present.get(&ip.interface.0).and_then(Option::as_ref).is_some_and(|s| s.contains(&ip.address.addr()));
+            self.observed.insert(ip.name.clone(), if up { Observed::Up } else { Observed::Down });
         }
     }
 
@@ -237,7 +249,7 @@ impl Agent {
     }
 
     fn expire_failures(&mut self) {
-        let timeouts: std::collections::BTreeMap<Name, Option<Duration>> = self
+        let timeouts: BTreeMap<Name, Option<Duration>> = self
             .state
             .groups
             .values()

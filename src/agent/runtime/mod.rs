@@ -145,7 +145,7 @@ pub(crate) struct Agent {
     /// Per group: what the protocol says.
     dispositions: BTreeMap<Name, Disposition>,
     /// Per group: the lease deadline on the lease clock, while held.
-    deadlines: BTreeMap<Name, Duration>,
+    deadlines: effects::Deadlines,
     /// The addresses each held group's lease covers (from the core's events): the only ones it may configure.
     covers: BTreeMap<Name, BTreeSet<IpAddr>>,
     /// Per group being adopted after a restart: when adoption must give way to fencing.
@@ -192,7 +192,7 @@ pub(crate) struct Agent {
     /// Per address: the generation of its latest removal, here and (under the lock, around the delete) in
     /// `removals`; a renewal spawned before a removal is skipped, so it can never re-create a deleted address.
     removal_generation: BTreeMap<IpAddr, u64>,
-    removals: Arc<tokio::sync::Mutex<BTreeMap<IpAddr, u64>>>,
+    removals: effects::Removals,
     /// Groups taken over by a hand-over: their addresses are added without an ARP probe (§4.11).
     no_probe: BTreeSet<Name>,
     /// Tear-downs in flight.
@@ -287,7 +287,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         drivers: Arc::new(drivers),
         notifier: Notifier::from_env(),
         dispositions: BTreeMap::new(),
-        deadlines: BTreeMap::new(),
+        deadlines: effects::Deadlines::default(),
         covers: BTreeMap::new(),
         adopt_until,
         observed: BTreeMap::new(),
@@ -314,7 +314,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         retiring: BTreeSet::new(),
         no_probe: BTreeSet::new(),
         removal_generation: BTreeMap::new(),
-        removals: Arc::new(tokio::sync::Mutex::new(BTreeMap::new())),
+        removals: effects::Removals::default(),
         retire_after: BTreeMap::new(),
     };
     spawn_receiver(socket, tx.clone());
