@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::NetError;
 use super::lifetime::Lifetime;
 use super::link::Link;
+use super::raw::PacketSender;
 use crate::manifest::model::FloatingIp;
 use crate::sys::clock::LeaseTime;
 
@@ -140,6 +141,8 @@ pub enum Renewal {
 pub struct Netlink {
     handle: rtnetlink::Handle,
     connection: JoinHandle<()>,
+    /// The namespace's send-only packet socket for announcements, opened at the first one.
+    sender: std::sync::OnceLock<PacketSender>,
 }
 
 impl Drop for Netlink {
@@ -153,7 +156,16 @@ impl Netlink {
     /// current tokio runtime (panics outside one, as `tokio::spawn` does).
     pub fn connect() -> Result<Netlink, NetError> {
         let (connection, handle, _unsolicited) = rtnetlink::new_connection().map_err(NetError::Socket)?;
-        Ok(Netlink { handle, connection: tokio::spawn(connection) })
+        Ok(Netlink { handle, connection: tokio::spawn(connection), sender: std::sync::OnceLock::new() })
+    }
+
+    /// The packet socket announcements go out on, kept open (closing one costs the kernel's grace period).
+    pub(crate) fn packet_sender(&self) -> std::io::Result<&PacketSender> {
+        if let Some(sender) = self.sender.get() {
+            return Ok(sender);
+        }
+        let opened = PacketSender::open()?;
+        Ok(self.sender.get_or_init(|| opened))
     }
 
     /// Looks an interface up by name; a missing interface is [`NetError::NoSuchInterface`].
@@ -163,7 +175,7 @@ impl Netlink {
             return Err(NetError::NoSuchInterface(ifname.to_string()));
         }
         let mut answers = self.handle.link().get().match_name(ifname).execute();
-        match answers.try_next().await {
+        match first_of(&mut answers).await {
             Ok(Some(msg)) => Ok(Link::from_message(&msg)),
             Ok(None) => Err(NetError::NoSuchInterface(ifname.to_string())),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
@@ -177,7 +189,7 @@ impl Netlink {
     pub async fn link_by_index(&self, index: u32) -> Result<Link, NetError> {
         let mut answers = self.handle.link().get().match_index(index).execute();
         let missing = || NetError::NoSuchInterface(format!("#{index}"));
-        match answers.try_next().await {
+        match first_of(&mut answers).await {
             Ok(Some(msg)) => Ok(Link::from_message(&msg)),
             Ok(None) => Err(missing()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Err(missing()),
@@ -293,6 +305,18 @@ impl Netlink {
             .map(|_| ())
             .map_err(|e| NetError::FenceFailed { what: addr.to_string(), source: Box::new(e) })
     }
+}
+
+/// The first answer of a request, reading the rest of the stream too (the kernel's acknowledgement): a stream
+/// dropped before its end leaves rtnetlink an answer it cannot deliver, and it logs a warning for each.
+async fn first_of<T>(
+    answers: &mut (impl futures::Stream<Item = Result<T, rtnetlink::Error>> + Unpin),
+) -> Result<Option<T>, rtnetlink::Error> {
+    let first = answers.try_next().await?;
+    if first.is_some() {
+        while answers.try_next().await?.is_some() {}
+    }
+    Ok(first)
 }
 
 /// Sets `net.ipv4.conf.IFACE.promote_secondaries = 1` in the calling thread's network namespace.

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::NetError;
-use super::raw::PacketSocket;
+use super::raw::{PacketSender, PacketSocket};
 
 /// EtherType of ARP.
 const ETH_P_ARP: u16 = 0x0806;
@@ -104,10 +104,16 @@ fn conflict(pkt: &ArpPacket, own_mac: [u8; 6], ip: Ipv4Addr) -> Option<[u8; 6]> 
 }
 
 /// Sends one ARP announcement for `ip` from `mac` out of interface `ifindex`.
-pub(crate) fn announce(ifname: &str, ifindex: u32, mac: [u8; 6], ip: Ipv4Addr) -> Result<(), NetError> {
+pub(crate) fn announce(
+    sender: &PacketSender,
+    ifname: &str,
+    ifindex: u32,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+) -> Result<(), NetError> {
     let raw = |op, source| NetError::Raw { ifname: ifname.to_string(), op, source };
-    let socket = PacketSocket::open(ifindex, ETH_P_ARP).map_err(|e| raw("open", e))?;
-    socket.send_to(&ArpPacket::announcement(mac, ip).encode(), BROADCAST).map_err(|e| raw("send", e))
+    let frame = ArpPacket::announcement(mac, ip).encode();
+    sender.send_to(ifindex, ETH_P_ARP, &frame, BROADCAST).map_err(|e| raw("send", e))
 }
 
 /// Sends one ARP probe for `ip` and listens for at most `wait` for a conflicting answer.

@@ -114,7 +114,11 @@ pub async fn announce(nl: &Netlink, ifname: &str, ip: std::net::IpAddr) -> Resul
     let link = nl.link(ifname).await?;
     let mac = link.mac.ok_or_else(|| NetError::NoHardwareAddress(ifname.to_string()))?;
     match ip {
-        std::net::IpAddr::V4(v4) => arp::announce(&link.name, link.index, mac, v4),
+        std::net::IpAddr::V4(v4) => {
+            let sender =
+                nl.packet_sender().map_err(|source| NetError::Raw { ifname: link.name.clone(), op: "open", source })?;
+            arp::announce(sender, &link.name, link.index, mac, v4)
+        }
         std::net::IpAddr::V6(v6) => ndp::announce(&link.name, link.index, mac, v6),
     }
 }

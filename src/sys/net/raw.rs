@@ -9,14 +9,20 @@
 use std::io;
 use std::mem::size_of;
 
-use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type, socklen_t};
+use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type, socklen_t};
 use tokio::io::unix::AsyncFd;
 
-/// An AF_PACKET `SOCK_DGRAM` socket bound to one interface and one EtherType: the kernel adds and strips the
-/// Ethernet header, so frames sent and received start at the payload (e.g. the ARP header).
+/// An AF_PACKET `SOCK_DGRAM` socket bound to one interface and one EtherType, for a probe's answers: the kernel
+/// adds and strips the Ethernet header, so frames sent and received start at the payload (e.g. the ARP header).
+///
+/// The kernel waits for an RCU grace period (`synchronize_net`, 8–20 ms measured) whenever a packet socket's
+/// receive hook is taken down: on close, and on a bind of a socket created with a protocol. Both would stall the
+/// agent's single-threaded loop, a hundred probes at once for seconds (heartbeats missed, leases lost). So the
+/// socket is created without a protocol (no hook yet), the bind installs the one hook, and the close runs on a
+/// blocking thread.
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
-    socket: AsyncFd<Socket>,
+    socket: Option<AsyncFd<Socket>>,
     ifindex: u32,
     ethertype: u16,
 }
@@ -25,32 +31,29 @@ impl PacketSocket {
     /// Opens a non-blocking packet socket for `ethertype` on interface `ifindex` (needs CAP_NET_RAW). Must be called
     /// inside a tokio runtime with IO enabled.
     pub(crate) fn open(ifindex: u32, ethertype: u16) -> io::Result<PacketSocket> {
-        let protocol = Protocol::from(i32::from(ethertype.to_be()));
-        let socket = Socket::new(Domain::PACKET, Type::DGRAM, Some(protocol))?;
+        let socket = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
         socket.set_nonblocking(true)?;
         socket.bind(&link_addr(ifindex, ethertype, None)?)?;
         // SAFETY: `Socket` owns a valid, open descriptor; the `AsyncFd` takes ownership of it and nothing here
-        // closes or replaces it while registered (the only access afterwards is `get_ref`).
+        // closes or replaces it while registered (the only accesses afterwards are `get_ref` and `into_inner`).
         let socket = unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)?;
-        Ok(PacketSocket { socket, ifindex, ethertype })
+        Ok(PacketSocket { socket: Some(socket), ifindex, ethertype })
+    }
+
+    fn fd(&self) -> io::Result<&AsyncFd<Socket>> {
+        self.socket.as_ref().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
 
     /// Sends one payload to `dest` (a MAC address; the broadcast address for announcements).
     pub(crate) fn send_to(&self, payload: &[u8], dest: [u8; 6]) -> io::Result<()> {
-        let addr = link_addr(self.ifindex, self.ethertype, Some(dest))?;
-        let sent = self.socket.get_ref().send_to(payload, &addr)?;
-        if sent == payload.len() {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!("short send: {sent} of {} bytes", payload.len())))
-        }
+        send(self.fd()?.get_ref(), self.ifindex, self.ethertype, payload, dest)
     }
 
     /// Waits for the next frame that this host received (frames it sent itself are skipped) and copies its payload
     /// into `buf`; returns the payload's length and the sender's MAC address.
     pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, Option<[u8; 6]>)> {
         loop {
-            let mut ready = self.socket.readable().await?;
+            let mut ready = self.fd()?.readable().await?;
             match ready.try_io(|fd| recv_from(fd.get_ref(), buf)) {
                 Ok(Ok(Some(frame))) => return Ok(frame),
                 Ok(Ok(None)) => continue,
@@ -58,6 +61,48 @@ impl PacketSocket {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl Drop for PacketSocket {
+    fn drop(&mut self) {
+        let Some(fd) = self.socket.take() else { return };
+        let socket = fd.into_inner();
+        // The close waits for the kernel's grace period: off the runtime's thread when there is one.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(socket))),
+            Err(_) => drop(socket),
+        }
+    }
+}
+
+/// A send-only AF_PACKET `SOCK_DGRAM` socket for announcements on any interface: created without a protocol and
+/// never bound, it has no receive hook, so it receives nothing and queues nothing. One is kept open for the
+/// agent's life (see [`PacketSocket`] for why a socket per announcement stalled the agent).
+#[derive(Debug)]
+pub(crate) struct PacketSender(Socket);
+
+impl PacketSender {
+    /// Opens the sender in the calling thread's network namespace (needs CAP_NET_RAW).
+    pub(crate) fn open() -> io::Result<PacketSender> {
+        let socket = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
+        socket.set_nonblocking(true)?;
+        Ok(PacketSender(socket))
+    }
+
+    /// Sends one payload of `ethertype` to `dest` out of interface `ifindex`.
+    pub(crate) fn send_to(&self, ifindex: u32, ethertype: u16, payload: &[u8], dest: [u8; 6]) -> io::Result<()> {
+        send(&self.0, ifindex, ethertype, payload, dest)
+    }
+}
+
+fn send(socket: &Socket, ifindex: u32, ethertype: u16, payload: &[u8], dest: [u8; 6]) -> io::Result<()> {
+    let addr = link_addr(ifindex, ethertype, Some(dest))?;
+    let sent = socket.send_to(payload, &addr)?;
+    if sent == payload.len() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("short send: {sent} of {} bytes", payload.len())))
     }
 }
 
