@@ -293,6 +293,69 @@ fn sim_catches_renewal_that_recreates_a_removed_address() {
     assert_caught("sim_catches_renewal_that_recreates_a_removed_address", s, 3000, "(a)");
 }
 
+/// The Accept-only renewal must not rest on hactl's own refusal of an Accept while another holder's lease is
+/// live: with the textbook acceptor (promise alone decides Accept) every invariant still holds, because the
+/// acceptor takes a Prepare-less Accept only while its highest promise is still that proposer's.
+#[test]
+fn sim_majority_three_nodes_lagging_links() {
+    let s = Scenario { lagging_links: true, ..Scenario::majority(3, false) };
+    run_seeds("sim_majority_three_nodes_lagging_links", &s, 400);
+}
+
+#[test]
+fn sim_accept_only_renewals_are_safe_with_the_textbook_acceptor() {
+    let s = Scenario { textbook_acceptor: true, lagging_links: true, ..Scenario::majority(3, false) };
+    run_seeds("sim_accept_only_renewals_are_safe_with_the_textbook_acceptor", &s, 400);
+    let five = Scenario { textbook_acceptor: true, lagging_links: true, ..Scenario::majority(5, false) };
+    run_seeds("sim_accept_only_renewals_are_safe_with_the_textbook_acceptor (5 nodes)", &five, 150);
+}
+
+/// The shortcut without its conditions (Prepare skipped after a refusal, after the lease lapsed, to acquire):
+/// against the textbook acceptor two nodes end up holding one address. hactl's own acceptor refuses every such
+/// Accept (another holder's lease is live there, or another proposer's promise is the highest), so the same
+/// planted bug against it breaks nothing.
+#[test]
+fn sim_catches_prepare_skipped_after_a_higher_promise() {
+    let textbook = Scenario {
+        textbook_acceptor: true,
+        lagging_links: true,
+        bug: Some(PlantedBug::SkipPrepare),
+        ..Scenario::majority(3, false)
+    };
+    assert_caught("sim_catches_prepare_skipped_after_a_higher_promise", textbook, 400, "(a)");
+    let hactl = Scenario { lagging_links: true, bug: Some(PlantedBug::SkipPrepare), ..Scenario::majority(3, false) };
+    // Without its fallback the proposer can stay refused for good: the liveness checks ((b) failover, (c)
+    // stickiness, (d) moves, (k) flapping) may fail; (a) and every other safety invariant must hold.
+    let liveness = ["(b)", "(c)", "(d)", "(k)"];
+    let mut stuck = 0;
+    for seed in 0..300 {
+        if let Err(v) = sim::run(seed, &hactl) {
+            let unsafe_ = !liveness.iter().any(|l| v.invariant.starts_with(l));
+            assert!(!unsafe_, "hactl's acceptor let a Prepare-less Accept through: seed {seed}: {v}");
+            stuck += 1;
+        }
+    }
+    println!(
+        "sim_catches_prepare_skipped_after_a_higher_promise (hactl's acceptor): 300 seeds, none unsafe, {stuck} stuck"
+    );
+}
+
+/// A steady holder renews with one Accept round: in a run without faults nearly every round skips Prepare (the
+/// rest are the first acquisitions).
+#[test]
+fn sim_steady_holder_renews_without_prepare() {
+    let s = Scenario { crash_only: true, ..Scenario::majority(3, false) };
+    let (mut with, mut without) = (0, 0);
+    for seed in seeds(20) {
+        let stats = sim::run(seed, &s).unwrap_or_else(|v| panic!("seed {seed} broke {v}"));
+        with += stats.rounds_with_prepare;
+        without += stats.rounds_without_prepare;
+    }
+    println!("sim_steady_holder_renews_without_prepare: {with} rounds with Prepare, {without} without");
+    assert!(without > 0, "no renewal skipped Prepare");
+    assert!(with * 5 < without, "too many full rounds: {with} with Prepare, {without} without");
+}
+
 #[test]
 fn sim_catches_quorum_with_quarantined_acceptor() {
     let s = Scenario { bug: Some(PlantedBug::PrepareInQuarantine), ..Scenario::majority(3, false) };

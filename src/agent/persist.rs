@@ -32,7 +32,14 @@ const ADOPTION: &str = "adoption.json";
 pub const ROUND_BLOCK: u64 = 1000;
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Written for every record at every renewal: no allocation per byte.
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn node_id(text: &str) -> Option<NodeId> {
@@ -129,7 +136,15 @@ impl Store {
     /// field changed, the records (not fsynced) when they changed. On error the caller must not send what
     /// depends on it.
     pub fn save(&mut self, dir: &StateDir, p: &Persisted) -> Result<(), StateError> {
-        let mut durable = Persisted { records: BTreeMap::new(), ..p.clone() };
+        // Everything but the records (a clone of those per renewal would cost more than writing them).
+        let mut durable = Persisted {
+            max_round: p.max_round,
+            max_tm: p.max_tm,
+            records: BTreeMap::new(),
+            voters: p.voters.clone(),
+            joint_old: p.joint_old.clone(),
+            joint_unknown: p.joint_unknown,
+        };
         let ceiling = self.durable.as_ref().map_or(0, |d| d.max_round);
         let same_rest = self.durable.as_ref().is_some_and(|d| {
             d.max_tm == durable.max_tm
@@ -147,7 +162,10 @@ impl Store {
                 Some(file) => file,
                 none => none.insert(dir.volatile(ADOPTION)?),
             };
-            file.replace(&pretty(&json!({ "records": encode_records(&p.records) })))?;
+            // One line, not pretty-printed: rewritten at every renewal round (`jq` reads it as well).
+            let mut text = serde_json::to_vec(&json!({ "records": encode_records(&p.records) })).unwrap_or_default();
+            text.push(b'\n');
+            file.replace(&text)?;
             self.records = Some(p.records.clone());
         }
         Ok(())

@@ -23,6 +23,12 @@ pub enum PlantedBug {
     /// A restarted acceptor honours its quarantine for Accept but answers Prepare at once (a half-applied
     /// quarantine): quorums then count a quarantined acceptor (invariant (h)).
     PrepareInQuarantine,
+    /// The Accept-only shortcut without its conditions: once a round was won, the proposer skips Prepare on
+    /// every later round — after a refusal that showed another proposer's higher promise, after its lease
+    /// lapsed, when acquiring. hactl's acceptor refuses such an Accept twice over (another holder's lease is
+    /// live, another proposer's promise is the highest), so it is caught with the textbook acceptor
+    /// (`Boot::textbook_acceptor`), which decides by ballot order alone.
+    SkipPrepare,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +49,11 @@ pub(crate) struct Acceptor {
     drift: f64,
     /// Simulation self-test only (`PrepareInQuarantine`).
     pub bug: Option<PlantedBug>,
+    /// Simulation only: Accept decided by ballot order alone, as in the PaxosLease paper — without hactl's
+    /// refusal while another holder's lease is live and without its check that the highest promise is the
+    /// proposer's own. Shows that the Accept-only renewal is safe by the proposer's rule (only within a lease
+    /// still held, back to Prepare at any refusal), not by those extra refusals.
+    pub textbook: bool,
 }
 
 fn ms(d: Duration) -> u32 {
@@ -51,7 +62,7 @@ fn ms(d: Duration) -> u32 {
 
 impl Acceptor {
     pub fn new(quarantine_until: Duration, max_tm: Duration, drift: f64) -> Acceptor {
-        Acceptor { slots: HashMap::new(), quarantine_until, max_tm, drift, bug: None }
+        Acceptor { slots: HashMap::new(), quarantine_until, max_tm, drift, bug: None, textbook: false }
     }
 
     /// `D_A` for the largest `T + m` seen.
@@ -103,15 +114,22 @@ impl Acceptor {
     }
 
     /// Phase 2: accept unless promised higher or another holder's lease is live; exclusion `D_A` from now.
+    ///
+    /// The highest promise must also be the proposer's own (or none at all): an Accept after the proposer's
+    /// Prepare finds its own ballot there, and an Accept-only renewal (a fresh round that skipped Prepare,
+    /// docs/protocol.md) finds the ballot of the proposer's previous round — unless another proposer's Prepare
+    /// was promised since, which is exactly when skipping Prepare would be unsafe.
     pub fn on_accept(&mut self, now: Duration, from: NodeId, p: &Proposal) -> Option<Answer> {
         if now < self.quarantine_until {
             return None;
         }
         let b = Ballot { round: p.round, node: from };
-        let other_live = self.live(&p.key, now).is_some_and(|(held, _)| held.node != from);
+        let other_live = !self.textbook && self.live(&p.key, now).is_some_and(|(held, _)| held.node != from);
         let end = now + self.exclusion();
+        let textbook = self.textbook;
         let slot = self.slots.entry(p.key).or_default();
-        let ok = !other_live && b >= slot.promised;
+        let promiser_ok = textbook || slot.promised.node == from || slot.promised == Ballot::default();
+        let ok = !other_live && promiser_ok && b >= slot.promised;
         if ok {
             slot.promised = b;
             slot.accepted = Some((b, end));

@@ -63,6 +63,9 @@ pub struct Boot {
     /// Simulation only: record [`Trace`] entries for the invariant checker.
     #[doc(hidden)]
     pub trace: bool,
+    /// Simulation only: the acceptor decides Accept by its promise alone (`Acceptor::textbook`).
+    #[doc(hidden)]
+    pub textbook_acceptor: bool,
 }
 
 /// Which quorum a [`Trace::Quorum`] reports: the checker judges each the same way, adoption also without ourselves.
@@ -94,6 +97,8 @@ pub enum Trace {
     Prepared {
         /// The ballot.
         ballot: Ballot,
+        /// Whether the round skipped Prepare (an Accept-only renewal).
+        skipped: bool,
     },
     /// This node's acceptor promised `ballot` on `key`.
     Promised {

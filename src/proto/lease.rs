@@ -76,6 +76,11 @@ pub(crate) struct Lease {
     pub conflict: Option<Name>,
     /// The holder re-checks placement once per heartbeat interval, not on every datagram.
     pub next_placement: Duration,
+    /// The last round won, and no refusal since: this node's ballot was the highest promised at a quorum of
+    /// every key, so the next renewal may skip Prepare (docs/protocol.md, "Accept-only renewals").
+    pub fast: bool,
+    /// The current round skipped Prepare; a refusal or a second retransmission falls back to a full round.
+    pub skipped: bool,
 }
 
 impl Lease {
@@ -106,6 +111,8 @@ impl Lease {
             handed: false,
             conflict: None,
             next_placement: Duration::ZERO,
+            fast: false,
+            skipped: false,
         }
     }
 
@@ -294,6 +301,10 @@ impl Node {
         if l.phase != Phase::Idle {
             if now + self.cfg.margin >= l.t0 + self.cfg.lease {
                 self.end_failed_round(l); // too late to be useful: a fresh round follows
+            } else if l.skipped && now >= l.t0 + rtx_interval(&self.cfg) * 2 {
+                // The Accept-only renewal went unanswered through one retransmission: a full round.
+                l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+                self.start_round(now, l);
             } else if now >= l.rtx_at {
                 let accept = l.phase == Phase::Accepting;
                 self.send_proposals(now, l, !accept);
@@ -317,6 +328,7 @@ impl Node {
         l.holding = None;
         l.active = false;
         l.adopting = false;
+        l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
         l.strict_until = None;
         l.unripe.clear();
         l.stopping = None;
@@ -346,7 +358,10 @@ impl Node {
         if self.cfg.policy == QuorumPolicy::Ignore {
             self.drive_ignore_holder(now, group, l);
         } else if l.phase == Phase::Idle && !l.adopting && l.renew_due(now, self.cfg.renew_slack(), self.beat) {
-            self.start_round(now, l);
+            // Accept-only while nothing changed since the last round won: every key still covered (a key the
+            // config just added has never been promised to us), no refusal since.
+            let skip = l.fast && l.keys.iter().all(|k| l.covered.contains(k));
+            self.start_round_as(now, l, skip);
         }
         let placement_due = l.active && now >= l.next_placement;
         if l.holding.is_some() && l.stopping.is_none() && (placement_due || self.leaving) {
@@ -446,7 +461,11 @@ impl Node {
         l.handed = l.go_now;
         l.go_now = false;
         match self.cfg.policy {
-            QuorumPolicy::Majority => self.start_round(now, l),
+            // The planted bug takes the shortcut for an acquisition too, on the strength of a round won long ago.
+            QuorumPolicy::Majority => {
+                let skip = self.bug == Some(PlantedBug::SkipPrepare) && l.fast;
+                self.start_round_as(now, l, skip)
+            }
             QuorumPolicy::Ignore => self.take_ignore(now, group, l),
         }
     }
@@ -459,19 +478,28 @@ impl Node {
 
     /// A new round: the deadline is recorded (and persisted for adoption) before Prepare is sent (§4.3, §4.7).
     pub(super) fn start_round(&mut self, now: Duration, l: &mut Lease) {
+        self.start_round_as(now, l, false);
+    }
+
+    /// A new round, Prepare first unless `skip_prepare` (a holder's Accept-only renewal: a fresh round, so no
+    /// answer to an earlier one counts, sent as Accept at once; the acceptor takes it only while its highest
+    /// promise is still this node's, see `Acceptor::on_accept`). Timing is the same either way: the lease counts
+    /// from `now`, read before anything is sent.
+    fn start_round_as(&mut self, now: Duration, l: &mut Lease, skip_prepare: bool) {
         let round = self.next_round();
         l.ballot = Ballot { round, node: self.id };
         l.t0 = now;
-        l.phase = Phase::Preparing;
+        l.skipped = skip_prepare;
+        l.phase = if skip_prepare { Phase::Accepting } else { Phase::Preparing };
         l.asking = l.keys.iter().copied().collect();
         l.promises.clear();
         l.accepts.clear();
         l.refused.clear();
         self.record(l, false);
         if let Some(t) = self.trace.as_mut() {
-            t.push(super::io::Trace::Prepared { ballot: l.ballot });
+            t.push(super::io::Trace::Prepared { ballot: l.ballot, skipped: skip_prepare });
         }
-        self.send_proposals(now, l, true);
+        self.send_proposals(now, l, !skip_prepare);
     }
 
     pub(super) fn record(&mut self, l: &Lease, released: bool) {
@@ -535,6 +563,7 @@ impl Node {
         }
         l.holding = None;
         l.active = false;
+        l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
         l.stopping = None;
         l.phase = Phase::Idle;
         l.unripe.clear();

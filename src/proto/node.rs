@@ -70,6 +70,9 @@ pub struct Node {
     left: bool,
     /// The `now` of the previous input, to tell our own pause from our peers' silence.
     last_now: Duration,
+    /// [`Node::poll_timeout`], computed once at the end of each input: the agent asks for it on every message,
+    /// most of which never reach the core, and the minimum over every lease is O(groups).
+    pub(super) wake: Duration,
 }
 
 impl Node {
@@ -94,6 +97,7 @@ impl Node {
         persisted.joint_old = old_voters.clone();
         let mut acceptor = Acceptor::new(quarantine, persisted.max_tm, cfg.drift);
         acceptor.bug = boot.bug;
+        acceptor.textbook = boot.textbook_acceptor;
         let members = Membership::new(cfg.nodes.keys(), &cfg.me);
         let mut node = Node {
             old_voters,
@@ -106,6 +110,7 @@ impl Node {
             leaving: false,
             left: false,
             last_now: now,
+            wake: now,
             id: boot.id,
             incarnation: boot.incarnation,
             boot_id: boot.boot_id,
@@ -131,6 +136,7 @@ impl Node {
         node.persist();
         node.start_leases(now);
         node.push_persist();
+        node.wake = node.next_wake();
         node
     }
 
@@ -195,6 +201,7 @@ impl Node {
         }
         self.drive(now);
         self.push_persist();
+        self.wake = self.next_wake();
     }
 
     /// The next event, if any. Drain these before transmits: a `Persist` must be written before sending.
@@ -209,6 +216,10 @@ impl Node {
 
     /// When to call `handle(now, Input::Timeout)` next.
     pub fn poll_timeout(&self) -> Duration {
+        self.wake
+    }
+
+    pub(super) fn next_wake(&self) -> Duration {
         let mut t = self.next_heartbeat;
         if let Some(m) = self.members.next_change(self.cfg.warn_time, self.cfg.dead_time) {
             t = t.min(m);

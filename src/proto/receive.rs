@@ -40,6 +40,7 @@ impl Node {
     #[doc(hidden)]
     pub fn header_only(&mut self, now: Duration, from: IpAddr, bytes: &[u8]) {
         let _ = self.authenticate(now, from, bytes);
+        self.wake = self.next_wake();
     }
 
     /// Decodes a datagram from a configured peer's address and learns the sender's incarnation from its header.
@@ -137,7 +138,16 @@ mod tests {
         let state = desired(s, &names, &[], &[], false, 1e-3);
         let cfg = Config::from_desired(&state, &name(i)).unwrap();
         let keys = Keys(vec![b"k".to_vec()]);
-        let boot = Boot { id: NodeId([uuid; 16]), incarnation, boot_id: 1, keys, persisted, bug: None, trace: false };
+        let boot = Boot {
+            id: NodeId([uuid; 16]),
+            incarnation,
+            boot_id: 1,
+            keys,
+            persisted,
+            bug: None,
+            trace: false,
+            textbook_acceptor: false,
+        };
         Node::new(now, cfg, boot)
     }
 

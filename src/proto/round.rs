@@ -85,6 +85,13 @@ impl Node {
 
     fn refusal(&mut self, now: Duration, group: &Name, l: &mut Lease, from: &Name, a: &Answer) {
         self.see_round(a.promised.round);
+        if l.skipped && l.holding.is_some() && self.bug != Some(PlantedBug::SkipPrepare) {
+            // An Accept-only renewal refused (another proposer was promised since, or the acceptor lost its
+            // memory): Prepare+Accept at once, above every round seen, with the lease still running.
+            l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+            self.start_round(now, l);
+            return;
+        }
         let others_lease = a.accepted.is_some_and(|b| b.node != self.id);
         let required = l.required().contains(&a.key);
         if l.adopting && required && l.ballot == l.held_ballot && !others_lease {
@@ -130,6 +137,8 @@ impl Node {
     pub(super) fn end_failed_round(&mut self, l: &mut Lease) {
         let accepting = l.phase == Phase::Accepting;
         l.phase = Phase::Idle;
+        l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+        l.skipped = false;
         if accepting && l.holding.is_none() && l.ballot.node == self.id {
             self.record(l, true);
             for key in l.asking.clone() {
@@ -161,6 +170,9 @@ impl Node {
         l.holding = Some(deadline);
         l.held_ballot = l.ballot;
         l.phase = Phase::Idle;
+        // Every acceptor of the quorum set its promise to this ballot when it accepted.
+        l.fast = true;
+        l.skipped = false;
         l.next_renew = l.t0 + self.cfg.lease / 3;
         l.retry_at = Duration::ZERO;
         let (group, key, ballot, covers) = (group.clone(), l.key(), l.ballot, l.covers());

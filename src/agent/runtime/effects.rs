@@ -52,8 +52,9 @@ impl Agent {
     /// Plans every group from scratch and starts what is not running yet.
     pub(super) fn reconcile(&mut self) {
         self.reconcile_retired();
-        let groups: Vec<_> = self.state.groups.values().cloned().collect();
-        for group in &groups {
+        // The config is shared, not copied: cloning every group on every pass cost more than planning them.
+        let state = std::sync::Arc::clone(&self.state);
+        for group in state.groups.values() {
             let disposition = self.disposition(&group.name);
             let members = Member::zip(group, |n| self.effective(n));
             for effect in plan(&group.name, disposition, &members) {

@@ -20,12 +20,17 @@ impl Agent {
     /// Drains the core: events first, then datagrams. Every `Persist` of one drain carries the whole state, so
     /// only the last is written — after the other events (none of which sends anything) and before any datagram,
     /// which is all the core asks (with one renewal per group, one write per drain instead of one per group).
-    pub(super) fn drain(&mut self) -> Result<(), AgentError> {
+    /// Returns whether the core said anything but `Persist` (which the plan does not read).
+    pub(super) fn drain(&mut self) -> Result<bool, AgentError> {
         let mut persist = None;
+        let mut told = false;
         while let Some(event) = self.node.poll_event() {
             match event {
                 Event::Persist(p) => persist = Some(p),
-                event => self.on_event(event)?,
+                event => {
+                    told = true;
+                    self.on_event(event)?;
+                }
             }
         }
         if let Some(p) = persist {
@@ -42,7 +47,7 @@ impl Agent {
                 }
             }
         }
-        Ok(())
+        Ok(told)
     }
 
     fn on_event(&mut self, event: Event) -> Result<(), AgentError> {
@@ -258,34 +263,38 @@ impl Agent {
         self.fails.expire(Instant::now(), |n| timeouts.get(n).copied().flatten());
     }
 
-    pub(super) fn on_net(&mut self, event: NetEvent) {
+    /// Takes in what the kernel reported; false when it changes no observation (our own lifetime renewals
+    /// come back as RTM_NEWADDR of an address that is up already, one per address and renewal).
+    pub(super) fn on_net(&mut self, event: NetEvent) -> bool {
         let (address, present) = match &event {
             NetEvent::AddressAdded(a) => (a.address.addr(), true),
             NetEvent::AddressRemoved(a) => (a.address.addr(), false),
             NetEvent::Overrun => {
                 warn!("netlink events were lost; re-reading addresses at the next resync");
                 self.next_resync = Instant::now();
-                return;
+                return true;
             }
             _ => {
                 // A link change: re-read everything soon (a link that went down flushes IPv6 addresses).
                 self.next_resync = self.next_resync.min(Instant::now() + Duration::from_millis(50));
-                return;
+                return true;
             }
         };
         let Some(ip) =
             self.state.groups.values().flat_map(|g| g.floating_ips()).find(|ip| ip.address.addr() == address)
         else {
-            return;
+            return false;
         };
         let name = ip.name.clone();
         if self.busy(&name) {
-            return; // our own add/remove in flight: its result decides
+            return false; // our own add/remove in flight: its result decides
         }
-        let before = self.observed.insert(name.clone(), if present { Observed::Up } else { Observed::Down });
+        let now = if present { Observed::Up } else { Observed::Down };
+        let before = self.observed.insert(name.clone(), now);
         if before == Some(Observed::Up) && !present {
             warn!(address = %name, "floating address removed from outside; the plan repairs it if this node holds it");
         }
+        before != Some(now)
     }
 
     /// Builds the kernel layer's view of a FloatingIP member.

@@ -257,6 +257,7 @@ pub async fn run(opts: Options) -> Result<(), AgentError> {
         persisted,
         bug: None,
         trace: false,
+        textbook_acceptor: false,
     };
     let address = cfg.nodes.get(&me).map(|p| p.address).ok_or_else(|| AgentError::Config(format!("no node {me}")))?;
     let bind = SocketAddr::new(address, state.cluster.port);
@@ -475,11 +476,11 @@ impl Agent {
                 msg = rx.recv() => msg,
                 _ = tokio::time::sleep(wake) => None,
             };
+            // A timer woke the loop: something may be due.
+            let mut changed = msg.is_none();
             if let Some(msg) = msg {
                 let quiet = msg.changes_nothing();
-                if self.on_msg(msg)? {
-                    return Ok(());
-                }
+                changed |= self.on_msg(msg)?;
                 if quiet {
                     // Planning every group again would find what it found before; a timer that is due now
                     // fires at the top of the loop.
@@ -487,15 +488,25 @@ impl Agent {
                 }
             }
             let now = LeaseClock::read();
-            self.node.handle(now, Input::Timeout);
-            self.drain()?;
+            // A message the core took was driven already; the others need the core only once its timer is due.
+            if now >= self.node.poll_timeout() {
+                self.node.handle(now, Input::Timeout);
+            }
+            changed |= self.drain()?;
             if Instant::now() >= self.next_resync {
                 self.resync().await;
+                changed = true;
             } else if Instant::now() >= self.next_tick {
                 self.tick();
+                changed = true;
             }
-            self.reconcile();
-            self.monitor();
+            // The plan reads only what events, effects, the kernel, the config and the clock change: a datagram
+            // that made the core say nothing (a heartbeat, an answer within a round) leaves it as it was, and
+            // planning a hundred groups for each of them was most of an idle holder's work.
+            if changed {
+                self.reconcile();
+                self.monitor();
+            }
             if let Some((every, next)) = &mut watchdog {
                 if Instant::now() >= *next {
                     let _ = self.notifier.notify("WATCHDOG=1");
@@ -525,13 +536,21 @@ impl Agent {
         next.saturating_duration_since(now).max(Duration::from_millis(1))
     }
 
-    /// Handles one message; true when the agent must exit now.
+    /// Handles one message; false when it changed nothing the plan reads.
     fn on_msg(&mut self, msg: Msg) -> Result<bool, AgentError> {
         let now = LeaseClock::read();
         match msg {
-            Msg::Datagram(from, bytes) => self.node.handle(now, Input::Datagram { from, bytes: &bytes }),
+            // What a datagram changes comes out of the core as events (`drain` reports them).
+            Msg::Datagram(from, bytes) => {
+                self.node.handle(now, Input::Datagram { from, bytes: &bytes });
+                return Ok(false);
+            }
             Msg::LookAgain => self.rescan(),
-            Msg::Net(event) => self.on_net(event),
+            Msg::Net(event) => {
+                if !self.on_net(event) {
+                    return Ok(false);
+                }
+            }
             Msg::Done(done) => self.on_done(done),
             Msg::Exit(exit) => self.on_exit(exit),
             Msg::Terminate if self.leaving => {
@@ -557,7 +576,7 @@ impl Agent {
                 error!("re-exec failed: {err}; carrying on");
             }
         }
-        Ok(false)
+        Ok(true)
     }
 
     /// Reads the manifests and the key file again; takes a valid change.

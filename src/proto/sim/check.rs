@@ -43,6 +43,9 @@ pub(crate) fn holds(k: &Kernel, key: LeaseKey) -> bool {
     k.values().any(|a| a.key == key)
 }
 
+/// One acceptor's accept of a ballot: (acceptor, real accept time, real exclusion end).
+type AcceptSeen = (usize, Duration, Duration);
+
 /// Invariant state across a run.
 #[derive(Debug, Default)]
 pub(crate) struct Checker {
@@ -50,8 +53,8 @@ pub(crate) struct Checker {
     pub strict: bool,
     /// (a) applies only under majority.
     pub majority: bool,
-    /// Accepts seen: (key, ballot) → (real accept time, real exclusion end).
-    accepts: HashMap<(LeaseKey, Ballot, usize), Vec<(Duration, Duration)>>,
+    /// Accepts seen: (key, ballot, proposer) → (acceptor, real accept time, real exclusion end).
+    accepts: HashMap<(LeaseKey, Ballot, usize), Vec<AcceptSeen>>,
     /// Ballots prepared, with the incarnation that used them.
     prepared: HashMap<(usize, Ballot), u64>,
     /// Current unique holder of each key, and its history of changes (time, node).
@@ -75,9 +78,25 @@ fn violation(invariant: &'static str, at: Duration, detail: String) -> Violation
 }
 
 impl Checker {
-    /// Records an acceptor's accept.
-    pub fn accepted(&mut self, key: LeaseKey, ballot: Ballot, proposer: usize, at: Duration, until: Duration) {
-        self.accepts.entry((key, ballot, proposer)).or_default().push((at, until));
+    /// Records acceptor `acceptor`'s accept.
+    pub fn accepted(
+        &mut self,
+        key: LeaseKey,
+        ballot: Ballot,
+        (proposer, acceptor): (usize, usize),
+        at: Duration,
+        until: Duration,
+    ) {
+        self.accepts.entry((key, ballot, proposer)).or_default().push((acceptor, at, until));
+    }
+
+    /// (f) An acceptor that crashed enforces none of its exclusions any more (its quarantine stands in for them,
+    /// judged by (h)). Forgetting them matters for a ballot its own proposer reuses after a failed write: the
+    /// Accept-only renewal's own vote is taken before the write, and only by the acceptor that dies with it.
+    pub fn acceptor_crashed(&mut self, acceptor: usize) {
+        for list in self.accepts.values_mut() {
+            list.retain(|(a, _, _)| *a != acceptor);
+        }
     }
 
     /// (h) Records a yes-answer of node `node`'s acceptor, and whether it was quarantined (world truth).
@@ -114,7 +133,7 @@ impl Checker {
         since: Duration,
         fence_real: Duration,
     ) -> Result<(), Violation> {
-        for (at, until) in self.accepts.get(&(key, ballot, holder)).into_iter().flatten() {
+        for (_, at, until) in self.accepts.get(&(key, ballot, holder)).into_iter().flatten() {
             if *at >= since && fence_real >= *until {
                 return Err(violation(
                     "(f) fence after exclusion end",

@@ -52,6 +52,11 @@ pub struct Scenario {
     pub shared_uuid: bool,
     /// Planted bug (checker self-test).
     pub bug: Option<PlantedBug>,
+    /// Every acceptor decides Accept by its promise alone, as in the PaxosLease paper (`Acceptor::textbook`).
+    pub textbook_acceptor: bool,
+    /// The loss-and-delay fault may also make one directed link hold its datagrams for T/4 to 1.5 × T (a
+    /// congested queue, a VM paused at the hypervisor): an Accept can then land after its round's rivals moved on.
+    pub lagging_links: bool,
     /// Planted bug of the simulated agent (checker self-test of (g)): a failed write of the protocol state is
     /// logged and the agent carries on, instead of exiting before it sends anything.
     pub ignore_failed_writes: bool,
@@ -115,6 +120,8 @@ impl Scenario {
             fault_phase: Duration::from_secs(20),
             rollout: false,
             bug: None,
+            textbook_acceptor: false,
+            lagging_links: false,
             move_address: false,
             replay_across_receiver_restart: false,
             shared_uuid: false,
@@ -167,6 +174,10 @@ pub struct Stats {
     pub simulated: Duration,
     /// Host time spent inside the cores (`handle` and the polls), all nodes together; only with `measure_cpu`.
     pub core_cpu: Duration,
+    /// Rounds started with Prepare (acquisitions, and renewals after a refusal or a timeout).
+    pub rounds_with_prepare: u64,
+    /// Accept-only renewals started.
+    pub rounds_without_prepare: u64,
 }
 
 /// Runs one seed; `Err` names the first invariant broken.

@@ -180,6 +180,9 @@ pub(crate) struct World {
     net: BinaryHeap<Reverse<Packet>>,
     seq: u64,
     blocked: Vec<Vec<bool>>,
+    /// Extra delay per directed link (`Scenario::lagging_links`): a congested queue or a paused VM holding
+    /// datagrams for up to 1.5 × T.
+    lag: Vec<Vec<Duration>>,
     loss: f64,
     dup: f64,
     delay: (Duration, Duration),
@@ -312,6 +315,7 @@ impl World {
             net: BinaryHeap::new(),
             seq: 0,
             blocked: vec![vec![false; n]; n],
+            lag: vec![vec![Duration::ZERO; n]; n],
             loss: 0.0,
             dup: 0.0,
             delay: (Duration::from_micros(200), Duration::from_millis(5)),

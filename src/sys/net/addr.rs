@@ -143,6 +143,10 @@ pub struct Netlink {
     connection: JoinHandle<()>,
     /// The namespace's send-only packet socket for announcements, opened at the first one.
     sender: std::sync::OnceLock<PacketSender>,
+    /// Interface indexes by name for renewals: a look-up per renewal was a link dump's worth of kernel work per
+    /// address and renewal. An index that stopped naming the interface (it was re-created) answers ENODEV, which
+    /// drops it and looks the name up again.
+    indexes: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Drop for Netlink {
@@ -156,7 +160,12 @@ impl Netlink {
     /// current tokio runtime (panics outside one, as `tokio::spawn` does).
     pub fn connect() -> Result<Netlink, NetError> {
         let (connection, handle, _unsolicited) = rtnetlink::new_connection().map_err(NetError::Socket)?;
-        Ok(Netlink { handle, connection: tokio::spawn(connection), sender: std::sync::OnceLock::new() })
+        Ok(Netlink {
+            handle,
+            connection: tokio::spawn(connection),
+            sender: std::sync::OnceLock::new(),
+            indexes: std::sync::Mutex::default(),
+        })
     }
 
     /// The packet socket announcements go out on, kept open (closing one costs the kernel's grace period).
@@ -205,7 +214,8 @@ impl Netlink {
         if addr.address.addr().is_ipv4() {
             set_promote_secondaries(&link.name)?;
         }
-        self.put(&link, addr, lifetime).await
+        self.indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(link.name.clone(), link.index);
+        self.put(link.index, addr, lifetime).await
     }
 
     /// Renews the kernel lifetime of `addr` to `ceil(deadline − now)` seconds, reading `clock` just before the
@@ -219,13 +229,24 @@ impl Netlink {
         clock: &impl LeaseTime,
     ) -> Result<Renewal, NetError> {
         // The lookup happens before the clock is read, so it does not count against the lease.
-        let link = self.link(&addr.ifname).await?;
-        let sent_at = clock.now();
-        let Some(lifetime) = Lifetime::until(deadline, sent_at) else {
+        let mut index = self.index(&addr.ifname).await?;
+        let mut sent_at = clock.now();
+        let Some(mut lifetime) = Lifetime::until(deadline, sent_at) else {
             self.fence(addr).await?;
             return Ok(Renewal::Fenced { ack: None });
         };
-        let result = self.put(&link, addr, lifetime).await;
+        let mut result = self.put(index, addr, lifetime).await;
+        if result.as_ref().is_err_and(NetError::no_device) {
+            self.forget_index(&addr.ifname);
+            index = self.index(&addr.ifname).await?;
+            sent_at = clock.now();
+            let Some(again) = Lifetime::until(deadline, sent_at) else {
+                self.fence(addr).await?;
+                return Ok(Renewal::Fenced { ack: None });
+            };
+            lifetime = again;
+            result = self.put(index, addr, lifetime).await;
+        }
         let acked_at = clock.now();
         let ack = AckInfo { sent_at, acked_at, lifetime };
         if acked_at >= deadline {
@@ -277,8 +298,23 @@ impl Netlink {
     }
 
     /// Sends one RTM_NEWADDR with NLM_F_CREATE | NLM_F_REPLACE and waits for the acknowledgement.
-    async fn put(&self, link: &Link, addr: &FloatingAddr, lifetime: Lifetime) -> Result<(), NetError> {
-        let mut req = self.handle.address().add(link.index, addr.address.addr(), addr.address.prefix_len()).replace();
+    /// The index of `ifname`, from the cache or the kernel.
+    async fn index(&self, ifname: &str) -> Result<u32, NetError> {
+        let cached = self.indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(ifname).copied();
+        if let Some(index) = cached {
+            return Ok(index);
+        }
+        let link = self.link(ifname).await?;
+        self.indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(link.name, link.index);
+        Ok(link.index)
+    }
+
+    fn forget_index(&self, ifname: &str) {
+        self.indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(ifname);
+    }
+
+    async fn put(&self, index: u32, addr: &FloatingAddr, lifetime: Lifetime) -> Result<(), NetError> {
+        let mut req = self.handle.address().add(index, addr.address.addr(), addr.address.prefix_len()).replace();
         let msg = req.message_mut();
         match addr.address.addr() {
             IpAddr::V4(_) => {

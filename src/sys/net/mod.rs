@@ -104,6 +104,11 @@ impl NetError {
             _ => None,
         }
     }
+
+    /// The interface index a request named is gone (the interface was deleted or re-created).
+    pub(crate) fn no_device(&self) -> bool {
+        self.netlink_errno() == Some(-libc::ENODEV)
+    }
 }
 
 /// Sends one announcement for `ip` on `ifname`: a gratuitous ARP (RFC 5227 §2.3 ARP announcement) for IPv4, an

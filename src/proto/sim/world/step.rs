@@ -307,7 +307,7 @@ impl World {
         }
         let copies = if self.rng.chance(self.dup) { 2 } else { 1 };
         for c in 0..copies {
-            let at = self.now + self.rng.between(self.delay.0, self.delay.1);
+            let at = self.now + self.rng.between(self.delay.0, self.delay.1) + self.lag[from][to];
             self.seq += 1;
             let bytes = if c + 1 == copies { std::mem::take(&mut bytes.clone()) } else { bytes.clone() };
             self.net.push(Reverse(Packet { at, seq: self.seq, from, to, bytes }));
@@ -368,6 +368,7 @@ impl World {
             persisted,
             bug,
             trace: true,
+            textbook_acceptor: self.s.textbook_acceptor,
         };
         if self.verbose {
             eprintln!("{:>12.6?} {} RESTART adopting={:?}", self.now, node.name, node.awaiting_adoption);
@@ -409,6 +410,7 @@ impl World {
                 self.crashed_holder.insert(a.key, (now, i));
             }
         }
+        self.checker.acceptor_crashed(i);
         let boot_id = self.rng.below(u64::MAX);
         let node = &mut self.nodes[i];
         node.core = None;
@@ -463,7 +465,10 @@ impl World {
                 let j = usize::try_from(self.rng.below(n as u64)).unwrap_or(0);
                 self.blocked[i][j] = true;
             }
-            2 => self.blocked.iter_mut().for_each(|r| r.iter_mut().for_each(|b| *b = false)),
+            2 => {
+                self.blocked.iter_mut().for_each(|r| r.iter_mut().for_each(|b| *b = false));
+                self.lag.iter_mut().for_each(|r| r.iter_mut().for_each(|d| *d = Duration::ZERO));
+            }
             3 => {
                 let down = self.rng.between(100 * MS, Duration::from_secs(3));
                 if self.nodes[i].core.is_some() {
@@ -484,6 +489,17 @@ impl World {
                 self.loss = 0.3 * self.rng.unit();
                 self.dup = 0.1 * self.rng.unit();
                 self.delay = (Duration::from_micros(100), self.rng.between(MS, 60 * MS));
+                if self.s.lagging_links {
+                    // One directed link, or everything node i sends (its uplink's queue).
+                    let lease = self.s.timers.lease;
+                    let lag = self.rng.between(lease / 4, lease * 3 / 2);
+                    if self.rng.chance(0.5) {
+                        let j = usize::try_from(self.rng.below(n as u64)).unwrap_or(0);
+                        self.lag[i][j] = lag;
+                    } else {
+                        self.lag[i].iter_mut().for_each(|d| *d = lag);
+                    }
+                }
             }
             7 => return self.replay(),
             // SIGTERM: a graceful leave (hand every group over, then exit on `Event::Left`).
@@ -511,6 +527,7 @@ impl World {
     fn heal(&mut self) -> Result<(), Violation> {
         self.healed = true;
         self.blocked.iter_mut().for_each(|r| r.iter_mut().for_each(|b| *b = false));
+        self.lag.iter_mut().for_each(|r| r.iter_mut().for_each(|d| *d = Duration::ZERO));
         self.loss = 0.01;
         self.dup = 0.01;
         self.delay = (Duration::from_micros(200), 5 * MS);

@@ -56,11 +56,18 @@ impl World {
                         detail: format!("{} accepted round {} on {key}", self.nodes[i].name, ballot.round),
                     });
                 };
-                self.checker.accepted(key, ballot, proposer, now, until);
+                self.checker.accepted(key, ballot, (proposer, i), now, until);
                 self.checker.answered(key, ballot, true, i, quarantined);
             }
             Trace::Promised { key, ballot } => self.checker.answered(key, ballot, false, i, quarantined),
-            Trace::Prepared { ballot } => self.prepared.push(ballot),
+            Trace::Prepared { ballot, skipped } => {
+                self.prepared.push(ballot);
+                if skipped {
+                    self.stats.rounds_without_prepare += 1;
+                } else {
+                    self.stats.rounds_with_prepare += 1;
+                }
+            }
             Trace::Quorum { key, ballot, kind, voters, .. } => return self.on_quorum(i, key, ballot, kind, voters),
         }
         Ok(())
