@@ -356,6 +356,25 @@ fn sim_steady_holder_renews_without_prepare() {
     assert!(with * 5 < without, "too many full rounds: {with} with Prepare, {without} without");
 }
 
+/// A lifetime renewal that waited inside a loaded agent (half of them here, for up to T/2) lands with a lifetime
+/// computed before it waited, and the kernel counts it from the landing. When the agent was hung meanwhile it lands
+/// after the lease ended; a renewal lands on a stretched lifetime. The real agent reads its clock at the
+/// acknowledgement and deletes the address past the deadline or sets the lifetime again (`Netlink::renew`): every
+/// invariant holds. The planted agent keeps what landed and is caught with two holders.
+#[test]
+fn sim_late_lifetime_renewals_never_outlive_the_lease() {
+    let s = Scenario { slow_renewals: 0.5, ..Scenario::majority(3, false) };
+    run_seeds("sim_late_lifetime_renewals_never_outlive_the_lease", &s, 300);
+    let strict = Scenario { slow_renewals: 0.5, strict: Some(true), ..Scenario::majority(3, false) };
+    run_seeds("sim_late_lifetime_renewals_never_outlive_the_lease (strict)", &strict, 200);
+}
+
+#[test]
+fn sim_catches_renewal_whose_late_lifetime_is_kept() {
+    let s = Scenario { late_renewal_kept: true, slow_renewals: 0.5, ..Scenario::majority(3, false) };
+    assert_caught("sim_catches_renewal_whose_late_lifetime_is_kept", s, 1000, "(a)");
+}
+
 #[test]
 fn sim_catches_quorum_with_quarantined_acceptor() {
     let s = Scenario { bug: Some(PlantedBug::PrepareInQuarantine), ..Scenario::majority(3, false) };

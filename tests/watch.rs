@@ -105,6 +105,31 @@ async fn symlink_swap_of_the_whole_directory_is_followed() {
     assert!(!watcher.refresh().unwrap(), "no second move");
 }
 
+/// `hactl apply` exchanges a fresh directory with the watched one (`renameat2(RENAME_EXCHANGE)`): same path, new
+/// inode. The watch must follow it, or an edit made in the directory afterwards goes unseen.
+#[tokio::test]
+async fn a_directory_exchanged_in_place_is_watched_afterwards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, fresh) = (tmp.path().join("manifests"), tmp.path().join(".manifests.new"));
+    lab_files(&dir);
+    lab_files(&fresh);
+    let (tx, mut rx) = mpsc::channel(1);
+    let watcher = ManifestWatcher::start(&dir, WINDOW, tx).unwrap();
+    settle(&mut rx).await;
+
+    let cwd = nix::fcntl::AT_FDCWD;
+    nix::fcntl::renameat2(cwd, &fresh, cwd, &dir, nix::fcntl::RenameFlags::RENAME_EXCHANGE).unwrap();
+    std::fs::remove_dir_all(&fresh).unwrap();
+    next_event(&mut rx).await;
+    assert!(!watcher.refresh().unwrap(), "the signal re-aimed the watch at the new directory first");
+    settle(&mut rx).await;
+
+    let path = dir.join("webservices.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("count: 5", "count: 4");
+    std::fs::write(&path, text).unwrap();
+    next_event(&mut rx).await;
+}
+
 #[tokio::test]
 async fn reading_the_manifests_is_not_a_change() {
     let tmp = tempfile::tempdir().unwrap();

@@ -54,12 +54,16 @@ struct Inner {
     watcher: RecommendedWatcher,
     dir: PathBuf,
     target: PathBuf,
+    /// The watched directory's (device, inode): a directory swapped in under the same path (`hactl apply`
+    /// exchanges it with `renameat2`) is a new inode, and inotify's watch stayed with the old one.
+    inode: (u64, u64),
 }
 
 impl Inner {
     fn refresh(&mut self) -> Result<bool, WatchError> {
         let target = resolve(&self.dir)?;
-        if target == self.target {
+        let inode = inode_of(&target)?;
+        if target == self.target && inode == self.inode {
             return Ok(false);
         }
         // The old target may be gone already; failing to unwatch it is harmless.
@@ -68,8 +72,15 @@ impl Inner {
             .watch(&target, RecursiveMode::Recursive)
             .map_err(|source| WatchError::Notify { path: target.clone(), source })?;
         self.target = target;
+        self.inode = inode;
         Ok(true)
     }
+}
+
+fn inode_of(path: &Path) -> Result<(u64, u64), WatchError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|source| WatchError::Resolve { path: path.to_path_buf(), source })?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 /// Keeps the watch alive; dropping it stops watching.
@@ -107,7 +118,8 @@ impl ManifestWatcher {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             watcher.watch(parent, RecursiveMode::NonRecursive).map_err(notify_error(parent))?;
         }
-        let inner = Arc::new(Mutex::new(Inner { watcher, dir: dir.to_path_buf(), target }));
+        let inode = inode_of(&target)?;
+        let inner = Arc::new(Mutex::new(Inner { watcher, dir: dir.to_path_buf(), target, inode }));
         let weak: Weak<Mutex<Inner>> = Arc::downgrade(&inner);
         tokio::spawn(async move {
             // Ends when the watcher is dropped: its handler, the only sender, goes with it.
@@ -131,7 +143,8 @@ impl ManifestWatcher {
         Ok(ManifestWatcher { inner })
     }
 
-    /// Re-aims the recursive watch when the directory now resolves elsewhere (a symlink swap); true if it moved.
+    /// Re-aims the recursive watch when the directory now resolves elsewhere (a symlink swap) or is another
+    /// directory under the same path (an exchange); true if it moved.
     /// Every signal does this first; calling it again changes nothing unless the link moved since.
     pub fn refresh(&self) -> Result<bool, WatchError> {
         match self.inner.lock() {

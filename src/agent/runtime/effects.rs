@@ -441,7 +441,16 @@ async fn add_address(
     }
     let deadline = deadlines.get(&group).ok_or("the lease was lost before the add")?;
     let lifetime = Lifetime::until(deadline, LeaseClock::read()).ok_or("the lease deadline passed before the add")?;
-    nl.add(addr, lifetime).await.map_err(|e| e.to_string())
+    nl.add(addr, lifetime).await.map_err(|e| e.to_string())?;
+    // The add's interface look-up and sysctl ran after the clock read: set the lifetime again if the kernel may
+    // count it from too late (the renewal path bounds it, or deletes the address).
+    if lifetime.overshoots(LeaseClock::read(), deadline) {
+        match nl.renew(addr, deadline, &LeaseClock).await.map_err(|e| e.to_string())? {
+            Renewal::Renewed(_) => {}
+            Renewal::Fenced { .. } => return Err("the lease deadline passed while the address was added".into()),
+        }
+    }
+    Ok(())
 }
 
 /// The announcement schedule of DESIGN.md §4.11: `count` gratuitous ARPs (or NAs) `interval` apart, one more

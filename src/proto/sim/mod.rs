@@ -63,6 +63,12 @@ pub struct Scenario {
     /// Planted agent bug: a lifetime renewal in flight is applied even after a removal overtook it (the real agent
     /// skips it: `Agent::removal` in src/agent/runtime, a removal generation checked under a lock).
     pub renewal_ignores_removals: bool,
+    /// Of the lifetime renewals in the fault phase, the share that waits inside a loaded agent (10 ms to T/2)
+    /// before the kernel takes it; the kernel counts the lifetime from then.
+    pub slow_renewals: f64,
+    /// Planted agent bug: a lifetime renewal that the kernel took too late to be sure of the rounding bound keeps
+    /// its lifetime (the real agent sets it again from a fresh clock read, `Netlink::renew`).
+    pub late_renewal_kept: bool,
     /// Timers: heartbeat interval, dead time, T, m.
     pub timers: Timers,
     /// Only power off the holder now and then (the failover benchmark).
@@ -127,6 +133,8 @@ impl Scenario {
             shared_uuid: false,
             ignore_failed_writes: false,
             renewal_ignores_removals: false,
+            late_renewal_kept: false,
+            slow_renewals: 0.03,
             timers: Timers::defaults(),
             crash_only: false,
             strict: None,

@@ -64,6 +64,25 @@ enum Effect {
     Stop(Name, LeaseKey),
 }
 
+/// A lifetime renewal between the agent's clock read and the kernel taking it (DESIGN.md §4.6).
+#[derive(Debug, Clone)]
+struct InFlight {
+    /// Real time at which the kernel takes it.
+    lands: Duration,
+    key: LeaseKey,
+    addresses: Vec<IpAddr>,
+    /// The lifetime computed at the clock read: ⌈deadline − read⌉ whole seconds, counted by the kernel from
+    /// `lands`.
+    secs: u64,
+    /// The lease deadline it was computed for (the node's lease clock).
+    deadline: Duration,
+    /// The removal generation read with the clock.
+    generation: u64,
+    /// Held up inside the agent (a loaded loop, the request queued behind others) rather than on its way into the
+    /// kernel: it has not left the process, so it waits out a hang and dies with a crash of the agent.
+    queued: bool,
+}
+
 pub(crate) struct SimNode {
     name: Name,
     rate: f64,
@@ -84,8 +103,8 @@ pub(crate) struct SimNode {
     busy_until: Duration,
     /// Non-queued path: (real time, key, delete?) for refreshes and fences (DESIGN.md §4.6).
     quick: Vec<(Duration, LeaseKey, bool)>,
-    /// Lifetime renewals whose netlink request is in flight: (applied at, key, expiry, removal generation read).
-    inflight: Vec<(Duration, LeaseKey, Vec<IpAddr>, Duration, u64)>,
+    /// Lifetime renewals whose netlink request is in flight.
+    inflight: Vec<InFlight>,
     /// Removals executed per key: a renewal read before one of them must not re-create the address.
     removals: BTreeMap<LeaseKey, u64>,
     deadlines: BTreeMap<LeaseKey, Duration>,
@@ -383,8 +402,8 @@ impl World {
             for x in [n.down_until, n.hung_until].into_iter().flatten() {
                 t = t.min(x);
             }
-            for (at, ..) in &n.inflight {
-                t = t.min(*at);
+            for f in &n.inflight {
+                t = t.min(f.lands);
             }
             if n.up() {
                 t = t.min(n.wake);

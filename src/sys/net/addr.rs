@@ -135,6 +135,9 @@ pub enum Renewal {
     },
 }
 
+/// Lifetime requests acknowledged too late in a row before a renewal deletes the address (see [`Netlink::renew`]).
+pub const LATE_RETRIES: u32 = 3;
+
 /// A netlink route socket with its own connection task. Keep one for lease renewals alone so that path is never
 /// queued behind other requests (DESIGN.md §4.6).
 #[derive(Debug)]
@@ -220,8 +223,11 @@ impl Netlink {
 
     /// Renews the kernel lifetime of `addr` to `ceil(deadline − now)` seconds, reading `clock` just before the
     /// request and again when the acknowledgement arrives; if the deadline has passed at either point the address is
-    /// deleted at once ([`Renewal::Fenced`]). The kernel re-creates an address that was removed since (it ignores
-    /// the absence of NLM_F_CREATE); the event stream reports such a removal, so the core re-announces.
+    /// deleted at once ([`Renewal::Fenced`]). The kernel counts the lifetime from when it takes the request, so one
+    /// acknowledged too late to be sure of the rounding bound ([`Lifetime::overshoots`]) is set again from a fresh
+    /// read, at most [`LATE_RETRIES`] times; after that the address is deleted rather than left with an expiry
+    /// nobody can bound (the planner adds it again). The kernel re-creates an address that was removed since (it
+    /// ignores the absence of NLM_F_CREATE); the event stream reports such a removal, so the core re-announces.
     pub async fn renew(
         &self,
         addr: &FloatingAddr,
@@ -230,30 +236,36 @@ impl Netlink {
     ) -> Result<Renewal, NetError> {
         // The lookup happens before the clock is read, so it does not count against the lease.
         let mut index = self.index(&addr.ifname).await?;
-        let mut sent_at = clock.now();
-        let Some(mut lifetime) = Lifetime::until(deadline, sent_at) else {
-            self.fence(addr).await?;
-            return Ok(Renewal::Fenced { ack: None });
-        };
-        let mut result = self.put(index, addr, lifetime).await;
-        if result.as_ref().is_err_and(NetError::no_device) {
-            self.forget_index(&addr.ifname);
-            index = self.index(&addr.ifname).await?;
-            sent_at = clock.now();
-            let Some(again) = Lifetime::until(deadline, sent_at) else {
+        let (mut late, mut relooked) = (0, false);
+        loop {
+            let sent_at = clock.now();
+            let Some(lifetime) = Lifetime::until(deadline, sent_at) else {
                 self.fence(addr).await?;
                 return Ok(Renewal::Fenced { ack: None });
             };
-            lifetime = again;
-            result = self.put(index, addr, lifetime).await;
+            let result = self.put(index, addr, lifetime).await;
+            if !relooked && result.as_ref().is_err_and(NetError::no_device) {
+                relooked = true;
+                self.forget_index(&addr.ifname);
+                index = self.index(&addr.ifname).await?;
+                continue;
+            }
+            let acked_at = clock.now();
+            let ack = AckInfo { sent_at, acked_at, lifetime };
+            if acked_at >= deadline {
+                self.fence(addr).await?;
+                return Ok(Renewal::Fenced { ack: Some(ack) });
+            }
+            if result.is_ok() && lifetime.overshoots(acked_at, deadline) {
+                late += 1;
+                if late > LATE_RETRIES {
+                    self.fence(addr).await?;
+                    return Ok(Renewal::Fenced { ack: Some(ack) });
+                }
+                continue;
+            }
+            return result.map(|()| Renewal::Renewed(ack));
         }
-        let acked_at = clock.now();
-        let ack = AckInfo { sent_at, acked_at, lifetime };
-        if acked_at >= deadline {
-            self.fence(addr).await?;
-            return Ok(Renewal::Fenced { ack: Some(ack) });
-        }
-        result.map(|()| Renewal::Renewed(ack))
     }
 
     /// Deletes `addr`; an address or interface already gone is [`Removed::Absent`], so cleanup is idempotent.

@@ -25,6 +25,17 @@ impl Lifetime {
         Some(Lifetime::Seconds(u32::try_from(whole).unwrap_or(INFINITY - 1).min(INFINITY - 1)))
     }
 
+    /// Whether this lifetime, set by a request the kernel took at some instant up to `acked_at`, may outlive
+    /// `deadline` by more than the one second that rounding up allows: the kernel counts a lifetime from when it
+    /// takes the request, so one that waited (a busy agent, a loaded host) between the clock read that computed
+    /// it and the kernel stretches the address past the lease. The caller sets it again from a fresh clock read.
+    pub fn overshoots(self, acked_at: Duration, deadline: Duration) -> bool {
+        match self {
+            Lifetime::Forever => true,
+            Lifetime::Seconds(s) => acked_at + Duration::from_secs(u64::from(s)) > deadline + Duration::from_secs(1),
+        }
+    }
+
     /// The value for `ifa_valid`/`ifa_preferred` in `IFA_CACHEINFO`.
     pub(crate) fn as_kernel(self) -> u32 {
         match self {
@@ -59,6 +70,22 @@ mod tests {
     fn expired_lease_has_no_lifetime() {
         assert_eq!(Lifetime::until(ms(10_000), ms(10_000)), None);
         assert_eq!(Lifetime::until(ms(10_000), ms(10_001)), None);
+    }
+
+    #[test]
+    fn a_lifetime_that_landed_late_overshoots_the_rounding_bound() {
+        let deadline = ms(10_000);
+        // Computed at 8.95 s: ceil(1.05 s) = 2 s, within the bound only if the kernel took it by 9.0 s.
+        let l = Lifetime::until(deadline, ms(8_950)).unwrap_or(Lifetime::Forever);
+        assert_eq!(l, Lifetime::Seconds(2));
+        assert!(!l.overshoots(ms(8_990), deadline));
+        assert!(!l.overshoots(ms(9_000), deadline));
+        assert!(l.overshoots(ms(9_001), deadline), "acknowledged 51 ms after the read: may end 1.05 s late");
+        // Computed at 9.1 s: 1 s, slack 0.9 s.
+        let l = Lifetime::until(deadline, ms(9_100)).unwrap_or(Lifetime::Forever);
+        assert!(!l.overshoots(ms(9_900), deadline));
+        assert!(l.overshoots(ms(10_001), deadline));
+        assert!(Lifetime::Forever.overshoots(ms(0), deadline));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! One step of the simulated world: restarts, hangs, faults, deliveries, reconciler effects and timeouts.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::manifest::values::Name;
@@ -12,7 +11,7 @@ use crate::proto::{Boot, Event, Input, Node, PeerState};
 use super::super::check::{Violation, holds};
 use super::super::node_address;
 use super::replay::Output;
-use super::{Effect, Packet, World};
+use super::{Effect, InFlight, Packet, World};
 use std::cmp::Reverse;
 
 const MS: Duration = Duration::from_millis(1);
@@ -50,10 +49,17 @@ impl World {
             return self.deliver(p);
         }
         for i in 0..self.nodes.len() {
-            // The kernel carries out a renewal in flight even while its agent hangs.
-            if let Some(pos) = self.nodes[i].inflight.iter().position(|(at, ..)| *at <= now) {
-                let (_, key, addresses, expires, generation) = self.nodes[i].inflight.swap_remove(pos);
-                self.renewal_lands(i, key, addresses, expires, generation);
+            // The kernel carries out a renewal on its way in even while its agent hangs; one still queued in the
+            // agent waits for the agent.
+            if let Some(pos) = self.nodes[i].inflight.iter().position(|f| f.lands <= now) {
+                if self.nodes[i].inflight[pos].queued
+                    && let Some(until) = self.nodes[i].hung_until
+                {
+                    self.nodes[i].inflight[pos].lands = until;
+                    return Ok(());
+                }
+                let f = self.nodes[i].inflight.swap_remove(pos);
+                self.renewal_lands(i, f);
                 return Ok(());
             }
             if !self.nodes[i].up() {
@@ -225,9 +231,13 @@ impl World {
     }
 
     /// The kernel lifetime of an address whose lease has `left` on the lease clock: ⌈left⌉ whole seconds
-    /// (DESIGN.md §4.6) plus the kernel's coarse expiry, in real time.
+    /// (DESIGN.md §4.6) plus the kernel's coarse expiry, in real time from when the kernel takes it.
     fn lifetime(&mut self, i: usize, left: Duration) -> Duration {
-        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        self.expiry(i, whole_secs(left))
+    }
+
+    /// `secs` seconds of node `i`'s clock plus the kernel's coarse expiry, in real time.
+    fn expiry(&mut self, i: usize, secs: u64) -> Duration {
         Duration::from_secs(secs).div_f64(self.nodes[i].rate) + self.rng.between(Duration::ZERO, 750 * MS)
     }
 
@@ -242,12 +252,19 @@ impl World {
         match (delete, live, holds(&node.kernel, key) || !adding) {
             // Level-triggered like the reconciler: a live lease whose address is missing gets it (again).
             // The netlink request is in flight for a while (a loaded host): a removal may overtake it.
+            // Now and then (faults only) the request waits inside a loaded agent for up to T/2 first
+            // (`Scenario::slow_renewals`).
             (false, Some(d), true) => {
-                let expires = now + self.lifetime(i, d - local);
                 let generation = self.nodes[i].removals.get(&key).copied().unwrap_or(0);
-                let lands = now + self.rng.between(Duration::ZERO, 10 * MS);
+                let queued = !self.healed && self.rng.chance(self.s.slow_renewals);
+                let delay = if queued {
+                    self.rng.between(10 * MS, self.s.timers.lease / 2)
+                } else {
+                    self.rng.between(Duration::ZERO, 10 * MS)
+                };
                 let addresses = self.covered_addresses(i, key);
-                self.nodes[i].inflight.push((lands, key, addresses, expires, generation));
+                let (secs, lands) = (whole_secs(d - local), now + delay);
+                self.nodes[i].inflight.push(InFlight { lands, key, addresses, secs, deadline: d, generation, queued });
             }
             (true, _, _) | (false, None, true) => self.remove(i, key),
             _ => {}
@@ -264,10 +281,28 @@ impl World {
     /// A renewal's netlink request reaches the kernel. An IPv4 RTM_NEWADDR re-creates a deleted address, so the
     /// agent skips a renewal that a removal overtook (`Agent::removal` in src/agent/runtime); the planted bug
     /// does not.
-    fn renewal_lands(&mut self, i: usize, key: LeaseKey, addresses: Vec<IpAddr>, expires: Duration, generation: u64) {
-        let now_gen = self.nodes[i].removals.get(&key).copied().unwrap_or(0);
-        if now_gen == generation || self.s.renewal_ignores_removals {
-            self.put(i, key, addresses, expires);
+    /// The lifetime counts from now. A running agent reads the acknowledgement with its clock, as
+    /// `Netlink::renew` does: past the deadline it deletes the address; when the lifetime may reach more than a
+    /// second past the deadline (it waited too long on its way) it sets the lifetime again from this read. The
+    /// planted bug keeps the late lifetime.
+    fn renewal_lands(&mut self, i: usize, f: InFlight) {
+        let now_gen = self.nodes[i].removals.get(&f.key).copied().unwrap_or(0);
+        if now_gen != f.generation && !self.s.renewal_ignores_removals {
+            return;
+        }
+        let expires = self.now + self.expiry(i, f.secs);
+        self.put(i, f.key, f.addresses.clone(), expires);
+        let node = &self.nodes[i];
+        if !node.up() || self.s.late_renewal_kept {
+            return;
+        }
+        let acked = node.local(self.now);
+        let late = acked + Duration::from_secs(f.secs) > f.deadline + Duration::from_secs(1);
+        if acked >= f.deadline {
+            self.remove(i, f.key);
+        } else if late {
+            let expires = self.now + self.lifetime(i, f.deadline - acked);
+            self.put(i, f.key, f.addresses, expires);
         }
     }
 
@@ -430,6 +465,7 @@ impl World {
             node.boot_id = boot_id;
         } else {
             node.kernel.values_mut().for_each(|a| a.stale = true);
+            node.inflight.retain(|f| !f.queued); // never left the agent
         }
     }
 
@@ -629,4 +665,9 @@ impl World {
         }
         Ok(())
     }
+}
+
+/// ⌈d⌉ in whole seconds.
+fn whole_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
