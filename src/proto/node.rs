@@ -244,7 +244,13 @@ impl Node {
 
     /// Queues a record for a peer (or for ourselves: our own acceptor answers through the same path).
     pub(super) fn send(&mut self, to: &Name, record: Record) {
-        self.out.entry(to.clone()).or_default().push(record);
+        // No copy of the name per record: only the first record to a peer in an input makes its entry.
+        match self.out.get_mut(to) {
+            Some(queue) => queue.push(record),
+            None => {
+                self.out.insert(to.clone(), vec![record]);
+            }
+        }
     }
 
     /// Every voter of the current and, during a rollout, the previous config.
