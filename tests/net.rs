@@ -158,6 +158,46 @@ fn renewal_sets_lifetime_and_a_late_ack_fences() {
     });
 }
 
+/// The kernel counts a lifetime from when it takes the request: one acknowledged so late that the address could
+/// outlive its deadline by more than the rounding second is set again from a fresh read; one that stays late
+/// through every retry is deleted.
+#[test]
+fn a_renewal_acknowledged_late_is_set_again_or_the_address_goes() {
+    if !netns_available("a_renewal_acknowledged_late_is_set_again_or_the_address_goes") {
+        return;
+    }
+    let mut lab = Lab::start();
+    let a = lab.add_node("a");
+    a.block_on(|| async {
+        let nl = Netlink::connect().unwrap();
+        let fl = floating("198.51.100.8/24", None);
+        nl.add(&fl, Lifetime::Seconds(3)).await.unwrap();
+        let ms = Duration::from_millis;
+        let base = Duration::from_secs(1000);
+        let deadline = base + ms(1050);
+        // Read at base: ceil(1.05 s) = 2 s; acknowledged 100 ms later, the address could live to base + 2.1 s, past
+        // deadline + 1 s. Set again at base + 100 ms: 1 s, acknowledged at once.
+        let clock = ScriptedClock(vec![base, base + ms(100), base + ms(100), base + ms(110)].into());
+        let renewed = nl.renew(&fl, deadline, &clock).await.unwrap();
+        assert!(
+            matches!(renewed, Renewal::Renewed(ack) if ack.lifetime == Lifetime::Seconds(1) && ack.sent_at == base + ms(100)),
+            "{renewed:?}"
+        );
+        let got = nl.addresses("eth0").await.unwrap();
+        let ours = got.iter().find(|d| d.address == fl.address).expect("still there");
+        assert!(matches!(ours.valid, Lifetime::Seconds(s) if s <= 1), "the lifetime set again: {ours:?}");
+
+        // Late at every attempt (each read 1.05 s before the deadline, each acknowledgement 100 ms later): after
+        // the retries the address is deleted.
+        let attempts = usize::try_from(hactl::sys::net::LATE_RETRIES).unwrap() + 1;
+        let reads: Vec<Duration> = [base, base + ms(100)].into_iter().cycle().take(2 * attempts).collect();
+        let clock = ScriptedClock(reads.into());
+        let late = nl.renew(&fl, base + ms(1050), &clock).await.unwrap();
+        assert!(matches!(late, Renewal::Fenced { ack: Some(_) }), "{late:?}");
+        assert!(nl.addresses("eth0").await.unwrap().iter().all(|d| d.address != fl.address), "deleted after the retries");
+    });
+}
+
 #[test]
 fn kernel_lifetime_expires_the_address_by_itself() {
     if !netns_available("kernel_lifetime_expires_the_address_by_itself") {

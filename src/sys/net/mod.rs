@@ -36,7 +36,7 @@ mod raw;
 
 use std::io;
 
-pub use addr::{AckInfo, Address, FloatingAddr, Netlink, Removed, Renewal};
+pub use addr::{AckInfo, Address, FloatingAddr, LATE_RETRIES, Netlink, Removed, Renewal};
 pub use arp::{ProbeResult, format_mac};
 pub use events::{NetEvent, NetEvents};
 pub use lifetime::Lifetime;
