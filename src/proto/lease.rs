@@ -303,7 +303,7 @@ impl Node {
                 self.end_failed_round(l); // too late to be useful: a fresh round follows
             } else if l.skipped && now >= l.t0 + rtx_interval(&self.cfg) * 2 {
                 // The Accept-only renewal went unanswered through one retransmission: a full round.
-                l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+                self.lose_shortcut(l);
                 self.start_round(now, l);
             } else if now >= l.rtx_at {
                 let accept = l.phase == Phase::Accepting;
@@ -328,7 +328,7 @@ impl Node {
         l.holding = None;
         l.active = false;
         l.adopting = false;
-        l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+        self.lose_shortcut(l);
         l.strict_until = None;
         l.unripe.clear();
         l.stopping = None;
@@ -476,6 +476,11 @@ impl Node {
         r
     }
 
+    /// The next round of `l` runs Prepare again (a refusal, a lapse, a failed round); the planted bug forgets to.
+    pub(super) fn lose_shortcut(&self, l: &mut Lease) {
+        l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+    }
+
     /// A new round: the deadline is recorded (and persisted for adoption) before Prepare is sent (§4.3, §4.7).
     pub(super) fn start_round(&mut self, now: Duration, l: &mut Lease) {
         self.start_round_as(now, l, false);
@@ -563,7 +568,7 @@ impl Node {
         }
         l.holding = None;
         l.active = false;
-        l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+        self.lose_shortcut(l);
         l.stopping = None;
         l.phase = Phase::Idle;
         l.unripe.clear();

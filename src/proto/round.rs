@@ -88,7 +88,7 @@ impl Node {
         if l.skipped && l.holding.is_some() && self.bug != Some(PlantedBug::SkipPrepare) {
             // An Accept-only renewal refused (another proposer was promised since, or the acceptor lost its
             // memory): Prepare+Accept at once, above every round seen, with the lease still running.
-            l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+            l.fast = false;
             self.start_round(now, l);
             return;
         }
@@ -137,7 +137,7 @@ impl Node {
     pub(super) fn end_failed_round(&mut self, l: &mut Lease) {
         let accepting = l.phase == Phase::Accepting;
         l.phase = Phase::Idle;
-        l.fast &= self.bug == Some(PlantedBug::SkipPrepare);
+        self.lose_shortcut(l);
         l.skipped = false;
         if accepting && l.holding.is_none() && l.ballot.node == self.id {
             self.record(l, true);

@@ -217,7 +217,7 @@ impl Netlink {
         if addr.address.addr().is_ipv4() {
             set_promote_secondaries(&link.name)?;
         }
-        self.indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(link.name.clone(), link.index);
+        self.remember_index(&link);
         self.put(link.index, addr, lifetime).await
     }
 
@@ -317,8 +317,12 @@ impl Netlink {
             return Ok(index);
         }
         let link = self.link(ifname).await?;
-        self.indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(link.name, link.index);
+        self.remember_index(&link);
         Ok(link.index)
+    }
+
+    fn remember_index(&self, link: &Link) {
+        self.indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(link.name.clone(), link.index);
     }
 
     fn forget_index(&self, ifname: &str) {
